@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+# The virtual environment lives outside the clone, keyed by a hash of the pinned requirements,
+# so a warm machine (or a second clone) reuses it and a changed pin builds a new one.
+PYTHON ?= python3
+REQ_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-16)
+VENV ?= $(HOME)/.cache/hpsearch/venv-$(REQ_HASH)
+PY := $(VENV)/bin/python
+# The lossy JPEG copy of CIFAR-10 shipped beside this repo when present, else ./data.
+DATA_ROOT ?= $(if $(wildcard ../shared/datasets/cifar10-jpeg/train),../shared/datasets/cifar10-jpeg,data)
+OUT ?= results/train-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: venv run test lint bench-loader
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: requirements.txt
+	# .ready is written last, so an interrupted install is redone from scratch next time.
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+run: venv
+	$(PY) -m trainable train --config configs/cifar10_smallnet.yaml --data-root $(DATA_ROOT) --out $(OUT)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+bench-loader: venv
+	$(PY) bench/loader.py --data-root $(DATA_ROOT)
