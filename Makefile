@@ -12,7 +12,8 @@ OUT ?= results/train-$(shell date +%Y%m%d-%H%M%S)
 .PHONY: venv run test lint bench-loader
 venv: $(VENV)/.ready
 
-$(VENV)/.ready: requirements.txt
+# No file prerequisite: the path is keyed by the requirements' hash (a fresh clone's mtimes are new).
+$(VENV)/.ready:
 	# .ready is written last, so an interrupted install is redone from scratch next time.
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from trainable.cli import main
+
+sys.exit(main())

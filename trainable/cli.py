@@ -1,0 +1,134 @@
+"""`python -m trainable train|evaluate`: the production-training command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
+from trainable.errors import ConfigError, UserError
+
+TRAIN_EXAMPLES = """examples:
+  python -m trainable train --config configs/cifar10_smallnet.yaml --data-root ../shared/datasets/cifar10-jpeg
+  python -m trainable train --config best_config.yaml --set optimizer.lr=0.003 --set epochs=30 --test
+  python -m trainable train --out results/run1 --resume          # continue an interrupted run
+"""
+EVAL_EXAMPLES = """examples:
+  python -m trainable evaluate --checkpoint results/run1/best/checkpoint.pt --split test
+  python -m trainable evaluate --checkpoint results/run1/best --split val --data-root /data/cifar10
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="python -m trainable", description=__doc__, formatter_class=fmt)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
+    t.add_argument("--config", type=Path, help="YAML config (keys as in configs/*.yaml); defaults if omitted")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. optimizer.lr=0.003 (repeatable)")
+    t.add_argument("--data-root", help="where the dataset lives (overrides dataset.root)")
+    t.add_argument("--out", type=Path, help="output folder (default: results/train-<timestamp>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--test", action="store_true",
+                   help="after training, evaluate the best checkpoint once on the test split")
+    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", epilog=EVAL_EXAMPLES, formatter_class=fmt)
+    e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt (or the folder holding it)")
+    e.add_argument("--split", choices=("test", "val", "train"), default="test")
+    e.add_argument("--data-root", help="where the dataset lives (overrides the checkpoint's dataset.root)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of the checkpoint, e.g. device=cpu (repeatable)")
+    e.add_argument("--out", type=Path, help="metrics folder (default: <checkpoint folder>/../eval-<split>)")
+    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    return p
+
+
+def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainConfig:
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(raw).__name__}")
+    if data_root is not None:
+        raw = deep_merge(raw or {}, {"dataset": {"root": data_root}})
+    return build_config(raw, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainable.engine import evaluate, train
+
+    out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
+    resume_from = None
+    if args.resume:
+        resume_from = out / "last" / "checkpoint.pt"
+        if args.out is None or not resume_from.is_file():
+            raise UserError(f"nothing to resume: no {resume_from}; pass --out with the folder of an earlier run")
+        raw = read_yaml(args.config or out / "config.yaml")
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise UserError(f"output folder {out} already exists and is not empty; pass --resume or another --out")
+        raw = read_yaml(args.config) if args.config else None
+    config = _config(raw, args.overrides, args.data_root)
+    print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
+    try:
+        result = train(config, out, resume_from=resume_from)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m trainable train --out {out} --resume", file=sys.stderr)
+        return 130
+    summary: dict[str, Any] = {
+        "status": result.status,
+        "reason": result.reason,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "monitor": result.monitor,
+        "best_metric": result.best_metric,
+        "val_accuracy": result.val_metrics["accuracy"] if result.val_metrics else None,
+        "history": result.history,
+    }
+    if args.test and result.best_checkpoint.exists():
+        from trainable import checkpoint
+        from trainable.data import load_splits
+
+        state = checkpoint.load(result.best_checkpoint)
+        test = evaluate(state, config, load_splits(config.dataset).test, out / "test_metrics", "test split")
+        summary["test_accuracy"] = test["accuracy"]
+        print(f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}")
+    (out / "result.json").write_text(json.dumps(summary, indent=2))
+    print(f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
+          f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}")
+    return 0 if result.status != "diverged" else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainable import checkpoint
+    from trainable.data import load_splits
+    from trainable.engine import evaluate
+
+    state = checkpoint.load(args.checkpoint)
+    config = _config(state["config"], args.overrides, args.data_root)
+    splits = load_splits(config.dataset)
+    if list(splits.classes) != list(state["classes"]):
+        raise UserError(f"the data's classes {list(splits.classes)} differ from the checkpoint's {state['classes']}")
+    ckpt_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    out = args.out or ckpt_dir.parent / f"eval-{args.split}"
+    summary = evaluate(state, config, getattr(splits, args.split), out, f"{args.split} split")
+    print(f"{args.split} accuracy {summary['accuracy']:.2%} on {summary['num_images']} images "
+          f"(macro F1 {summary['macro_f1']:.4f}) -> {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(cmd_train(args) if args.command == "train" else cmd_evaluate(args))
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code

@@ -1,0 +1,217 @@
+"""The trainer's configuration: one frozen, typed tree, validated once at the edge.
+
+Built from YAML plus `--set key.path=value` overrides; unknown keys, wrong types and impossible
+values raise `ConfigError` with a single line naming the key, the value and what is allowed.
+The validated config is saved next to every result (`config.yaml`) and inside checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trainable.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    # frozen: a config is a value; extra="forbid": a typo is an error, not a silent default.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True)
+
+
+class DatasetConfig(_Strict):
+    name: Literal["cifar10", "imagefolder", "synthetic"] = "cifar10"
+    root: str = "data"
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    # Fixed apart from `seed`, so every trial of a search is scored on the same validation images.
+    split_seed: int = Field(0, ge=0)
+    # Optional subset sizes for quick runs (drawn stratified, seeded); None = everything.
+    train_subset: int | None = Field(None, ge=1)
+    val_subset: int | None = Field(None, ge=1)
+    test_subset: int | None = Field(None, ge=1)
+    download: bool = True  # cifar10 only: let torchvision fetch the official files if missing
+    image_size: int = Field(32, ge=8, le=512)  # imagefolder resize target; synthetic size
+    # synthetic only: a generated, learnable task for tests
+    num_classes: int = Field(10, ge=2, le=1000)
+    synthetic_train_size: int = Field(2000, ge=10)
+    synthetic_test_size: int = Field(500, ge=10)
+
+
+class ModelConfig(_Strict):
+    name: str = "smallnet"
+    width: int = Field(32, ge=1, le=1024)
+    depth: int = Field(3, ge=1, le=6)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from trainable.models import MODELS  # deferred: keeps `config` importable without torch
+
+        if name not in MODELS:
+            raise ValueError(f"unknown model; allowed: {', '.join(sorted(MODELS))}")
+        return name
+
+
+class OptimizerConfig(_Strict):
+    """AdamW; `lr` is the OneCycle peak learning rate."""
+
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError("each beta must be in [0, 1)")
+        return betas
+
+
+class ScheduleConfig(_Strict):
+    """OneCycleLR, stepped once per batch."""
+
+    pct_start: float = Field(0.25, gt=0.0, lt=1.0)
+    div_factor: float = Field(25.0, ge=1.0)
+    final_div_factor: float = Field(1e3, ge=1.0)
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+
+
+class EarlyStoppingConfig(_Strict):
+    patience: int | None = Field(None, ge=1)  # epochs without improvement; None = off
+    min_delta: float = Field(0.0, ge=0.0)
+    monitor: Literal["val_acc", "val_loss"] = "val_acc"
+
+    @property
+    def mode(self) -> Literal["max", "min"]:
+        return "max" if self.monitor == "val_acc" else "min"
+
+
+class AugmentConfig(_Strict):
+    crop_padding: int = Field(4, ge=0, le=64)  # zero padding before a random crop; 0 = no crop
+    hflip: bool = True
+
+
+class LoaderConfig(_Strict):
+    # device: uint8 data resident on the training device, augmentation as batched tensor ops.
+    # dataloader: classic torch DataLoader with per-sample transforms in worker processes.
+    kind: Literal["device", "dataloader"] = "device"
+    num_workers: int = Field(2, ge=0, le=64)
+    pin_memory: bool = True
+    prefetch_factor: int = Field(2, ge=1, le=64)
+    persistent_workers: bool = True
+
+
+class TrainConfig(_Strict):
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    augment: AugmentConfig = AugmentConfig()
+    loader: LoaderConfig = LoaderConfig()
+    batch_size: int = Field(256, ge=1, le=65536)
+    eval_batch_size: int = Field(1024, ge=1, le=65536)
+    epochs: int = Field(15, ge=1, le=10000)
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    # auto: bf16 where the hardware has it (Ampere+ GPUs, AVX512-BF16/AMX CPUs); fp16 with a
+    # GradScaler on older GPUs; fp32 on other CPUs, where bf16 is emulated and slow.
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    tf32: bool = True  # CUDA only; ignored on CPU
+    cudnn_benchmark: bool = True  # CUDA only; off when deterministic
+    channels_last: bool = True
+    compile: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    deterministic: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _one_line(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
+    """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line)."""
+    first = err.errors(include_url=False)[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<config>"
+    value = first.get("input")
+    if first["type"] == "extra_forbidden":
+        parent = _submodel(model, [str(p) for p in first["loc"][:-1]])
+        allowed = ", ".join(parent.model_fields) if parent else "see the documentation"
+        return f"unknown config key '{key}'; allowed keys here: {allowed}"
+    msg = first["msg"].removeprefix("Value error, ")
+    shown = repr(value) if not isinstance(value, Mapping) else "a mapping"
+    return f"config key '{key}': got {shown}; {msg}"
+
+
+def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    for part in path:
+        field = model.model_fields.get(part)
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """`["optimizer.lr=0.003", "augment.hflip=false"]` -> nested dict; values parsed as YAML."""
+    tree: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. optimizer.lr=0.003), got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: '{part}' is a value, not a section")
+        node[parts[-1]] = value
+    return tree
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(raw: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Validate a raw mapping (from YAML) plus `--set` overrides into a `TrainConfig`."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(raw).__name__}")
+    merged = deep_merge(raw or {}, parse_overrides(overrides))
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from err
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}; fix the syntax") from err
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:
+    return build_config(read_yaml(path) if path is not None else None, overrides)

@@ -1,0 +1,162 @@
+"""Two batch pipelines with the same augmentation semantics.
+
+Augmentation (train only): zero-pad by `crop_padding`, take a random crop of the original size
+(offsets uniform in [0, 2*padding]), flip horizontally with p=0.5, then normalise per channel.
+
+- `DeviceLoader`: the uint8 dataset lives on the training device; a whole batch is cropped and
+  flipped by one gather and normalised in one fused op. No per-sample Python work, no workers.
+- `make_dataloader`: the classic `torch.utils.data.DataLoader` with torchvision transforms per
+  sample in worker processes, pinned memory, persistent workers and prefetching.
+
+Both shuffle with a generator seeded from (seed, epoch), so an epoch's order is reproducible
+and a resumed run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from trainable.config import AugmentConfig, LoaderConfig
+from trainable.data import ArrayDataset
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units, computed on the training split."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return x.mean(axis=0).tolist(), x.std(axis=0).tolist()
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
+
+
+def crop_flip(
+    x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random zero-padded crop + horizontal flip of a uint8 NCHW batch, as a single gather."""
+    b, c, h, w = x.shape
+    offsets_y = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    offsets_x = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5 if hflip else torch.zeros(b, dtype=torch.bool)
+    if padding:
+        x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    cols = torch.arange(w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + offsets_x[:, None]  # (B, W)
+    rows = torch.arange(h) + offsets_y[:, None]  # (B, H)
+    dev = x.device
+    rows, cols = rows.to(dev, non_blocking=True), cols.to(dev, non_blocking=True)
+    batch_idx = torch.arange(b, device=dev)[:, None, None, None]
+    chan_idx = torch.arange(c, device=dev)[None, :, None, None]
+    return x[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class DeviceLoader:
+    """Batches from a device-resident uint8 tensor; yields normalised float NCHW + labels."""
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        batch_size: int,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
+        *,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        channels_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
+        self.images = self.images.permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
+        self.labels = torch.from_numpy(np.asarray(data.labels)).to(device)
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.augment = augment or AugmentConfig(crop_padding=0, hflip=False)
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        # Train drops the ragged last batch (BatchNorm dislikes tiny batches) unless it is the only one.
+        return max(1, n // self.batch_size) if self.train else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.labels)
+        gen = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
+        order = order.to(self.images.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            x = self.images[idx]
+            if self.train:
+                x = crop_flip(x, self.augment.crop_padding, self.augment.hflip, gen)
+            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+            yield x, self.labels[idx]
+
+
+class _ArrayImages(Dataset[Batch]):
+    def __init__(self, data: ArrayDataset, transform: torch.nn.Module) -> None:
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> Batch:
+        img = torch.from_numpy(np.ascontiguousarray(self.data.images[i])).permute(2, 0, 1)
+        return self.transform(img), torch.tensor(int(self.data.labels[i]))
+
+
+def sample_transform(
+    mean: list[float], std: list[float], augment: AugmentConfig | None, image_size: int
+) -> torch.nn.Module:
+    from torchvision.transforms import v2
+
+    steps: list[torch.nn.Module] = []
+    if augment is not None and augment.crop_padding:
+        steps.append(v2.RandomCrop(image_size, padding=augment.crop_padding, fill=0))
+    if augment is not None and augment.hflip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(steps)
+
+
+def make_dataloader(
+    data: ArrayDataset,
+    batch_size: int,
+    mean: list[float],
+    std: list[float],
+    cfg: LoaderConfig,
+    *,
+    train: bool,
+    augment: AugmentConfig | None = None,
+    pin_memory: bool = False,
+    generator: torch.Generator | None = None,
+) -> DataLoader[Batch]:
+    """Classic pipeline; `generator` fixes the shuffle order and the workers' base seed."""
+    transform = sample_transform(mean, std, augment if train else None, data.images.shape[1])
+    workers = cfg.num_workers
+    return DataLoader(
+        _ArrayImages(data, transform),
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train and len(data) > batch_size,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=cfg.persistent_workers and workers > 0,
+        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
+        generator=generator,
+    )
