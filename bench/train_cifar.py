@@ -19,19 +19,32 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write_json  # noqa: E402
+from common import environment, write_json
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-root", required=True)
     p.add_argument("--config", default="configs/cifar10_smallnet.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--json", type=Path, help="output JSON (default bench/results/train_cifar.json)")
     args = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-train-")) / "run"
-    cmd = [sys.executable, "-m", "trainable", "train", "--config", args.config,
-           "--data-root", args.data_root, "--out", str(out), "--test"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trainable",
+        "train",
+        "--config",
+        args.config,
+        "--data-root",
+        args.data_root,
+        "--out",
+        str(out),
+        "--test",
+    ]
     for item in args.overrides:
         cmd += ["--set", item]
     t0 = time.perf_counter()
@@ -55,10 +68,12 @@ def main() -> None:
         "config_yaml": config,
     }
     path = write_json("train_cifar", payload, args.json)
-    print(f"\n| data | epochs | wall | median img/s | best val acc | test acc |\n|---|---|---|---|---|---|\n"
-          f"| {data_label} | {payload['epochs_run']} | {wall_s / 60:.1f} min | "
-          f"{payload['median_images_per_s']:.0f} | {payload['best_val_acc']:.2%} | "
-          f"{payload['test_accuracy']:.2%} |\n-> {path}")
+    print(
+        f"\n| data | epochs | wall | median img/s | best val acc | test acc |\n|---|---|---|---|---|---|\n"
+        f"| {data_label} | {payload['epochs_run']} | {wall_s / 60:.1f} min | "
+        f"{payload['median_images_per_s']:.0f} | {payload['best_val_acc']:.2%} | "
+        f"{payload['test_accuracy']:.2%} |\n-> {path}"
+    )
 
 
 if __name__ == "__main__":

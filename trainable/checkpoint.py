@@ -42,10 +42,14 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle refusing code, ...: all mean "unusable file"
-        raise DataError(f"checkpoint {path} is corrupt or not a trainer checkpoint ({type(err).__name__})") from err
+        raise DataError(
+            f"checkpoint {path} is corrupt or not a trainer checkpoint ({type(err).__name__})"
+        ) from err
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
-        raise DataError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by this trainer")
+        raise DataError(
+            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by this trainer"
+        )
     if state["format_version"] != FORMAT_VERSION:
         raise DataError(
             f"checkpoint {path} has format {state['format_version']}, this trainer reads {FORMAT_VERSION}"

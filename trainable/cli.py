@@ -26,29 +26,67 @@ EVAL_EXAMPLES = """examples:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="python -m trainable", description=__doc__, formatter_class=fmt)
+    p = argparse.ArgumentParser(
+        prog="python -m trainable", description=__doc__, formatter_class=fmt
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model from a YAML config", epilog=TRAIN_EXAMPLES, formatter_class=fmt)
-    t.add_argument("--config", type=Path, help="YAML config (keys as in configs/*.yaml); defaults if omitted")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. optimizer.lr=0.003 (repeatable)")
+    t = sub.add_parser(
+        "train", help="train a model from a YAML config", epilog=TRAIN_EXAMPLES, formatter_class=fmt
+    )
+    t.add_argument(
+        "--config", type=Path, help="YAML config (keys as in configs/*.yaml); defaults if omitted"
+    )
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. optimizer.lr=0.003 (repeatable)",
+    )
     t.add_argument("--data-root", help="where the dataset lives (overrides dataset.root)")
     t.add_argument("--out", type=Path, help="output folder (default: results/train-<timestamp>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--test", action="store_true",
-                   help="after training, evaluate the best checkpoint once on the test split")
-    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    t.add_argument(
+        "--test",
+        action="store_true",
+        help="after training, evaluate the best checkpoint once on the test split",
+    )
+    t.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split", epilog=EVAL_EXAMPLES, formatter_class=fmt)
-    e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt (or the folder holding it)")
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a split",
+        epilog=EVAL_EXAMPLES,
+        formatter_class=fmt,
+    )
+    e.add_argument(
+        "--checkpoint", type=Path, required=True, help="checkpoint.pt (or the folder holding it)"
+    )
     e.add_argument("--split", choices=("test", "val", "train"), default="test")
-    e.add_argument("--data-root", help="where the dataset lives (overrides the checkpoint's dataset.root)")
-    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key of the checkpoint, e.g. device=cpu (repeatable)")
-    e.add_argument("--out", type=Path, help="metrics folder (default: <checkpoint folder>/../eval-<split>)")
-    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    e.add_argument(
+        "--data-root", help="where the dataset lives (overrides the checkpoint's dataset.root)"
+    )
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of the checkpoint, e.g. device=cpu (repeatable)",
+    )
+    e.add_argument(
+        "--out", type=Path, help="metrics folder (default: <checkpoint folder>/../eval-<split>)"
+    )
+    e.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
     return p
 
 
@@ -68,18 +106,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         resume_from = out / "last" / "checkpoint.pt"
         if args.out is None or not resume_from.is_file():
-            raise UserError(f"nothing to resume: no {resume_from}; pass --out with the folder of an earlier run")
+            raise UserError(
+                f"nothing to resume: no {resume_from}; pass --out with the folder of an earlier run"
+            )
         raw = read_yaml(args.config or out / "config.yaml")
     else:
         if out.exists() and any(out.iterdir()):
-            raise UserError(f"output folder {out} already exists and is not empty; pass --resume or another --out")
+            raise UserError(
+                f"output folder {out} already exists and is not empty; pass --resume or another --out"
+            )
         raw = read_yaml(args.config) if args.config else None
     config = _config(raw, args.overrides, args.data_root)
     print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
     try:
         result = train(config, out, resume_from=resume_from)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m trainable train --out {out} --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted; continue with: python -m trainable train --out {out} --resume",
+            file=sys.stderr,
+        )
         return 130
     summary: dict[str, Any] = {
         "status": result.status,
@@ -96,12 +141,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         from trainable.data import load_splits
 
         state = checkpoint.load(result.best_checkpoint)
-        test = evaluate(state, config, load_splits(config.dataset).test, out / "test_metrics", "test split")
+        test = evaluate(
+            state, config, load_splits(config.dataset).test, out / "test_metrics", "test split"
+        )
         summary["test_accuracy"] = test["accuracy"]
-        print(f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}")
+        print(
+            f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}"
+        )
     (out / "result.json").write_text(json.dumps(summary, indent=2))
-    print(f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
-          f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}")
+    print(
+        f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
+        f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}"
+    )
     return 0 if result.status != "diverged" else 1
 
 
@@ -114,12 +165,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = _config(state["config"], args.overrides, args.data_root)
     splits = load_splits(config.dataset)
     if list(splits.classes) != list(state["classes"]):
-        raise UserError(f"the data's classes {list(splits.classes)} differ from the checkpoint's {state['classes']}")
+        raise UserError(
+            f"the data's classes {list(splits.classes)} differ from the checkpoint's {state['classes']}"
+        )
     ckpt_dir = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     out = args.out or ckpt_dir.parent / f"eval-{args.split}"
     summary = evaluate(state, config, getattr(splits, args.split), out, f"{args.split} split")
-    print(f"{args.split} accuracy {summary['accuracy']:.2%} on {summary['num_images']} images "
-          f"(macro F1 {summary['macro_f1']:.4f}) -> {out}")
+    print(
+        f"{args.split} accuracy {summary['accuracy']:.2%} on {summary['num_images']} images "
+        f"(macro F1 {summary['macro_f1']:.4f}) -> {out}"
+    )
     return 0
 
 

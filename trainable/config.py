@@ -190,7 +190,9 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def build_config(raw: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
+def build_config(
+    raw: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
+) -> TrainConfig:
     """Validate a raw mapping (from YAML) plus `--set` overrides into a `TrainConfig`."""
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(raw).__name__}")

@@ -74,7 +74,9 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     train_idx = _subset(train_idx, train.labels, cfg.train_subset, rng)
     val_idx = _subset(val_idx, train.labels, cfg.val_subset, rng)
     test_idx = _subset(np.arange(len(test)), test.labels, cfg.test_subset, rng)
-    return Splits(train.take(train_idx), train.take(val_idx), test.take(test_idx), classes, provenance)
+    return Splits(
+        train.take(train_idx), train.take(val_idx), test.take(test_idx), classes, provenance
+    )
 
 
 def stratified_split(
@@ -90,7 +92,9 @@ def stratified_split(
     return np.sort(np.concatenate(taken)), np.sort(np.concatenate(rest))
 
 
-def _subset(idx: np.ndarray, labels: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray:
+def _subset(
+    idx: np.ndarray, labels: np.ndarray, size: int | None, rng: np.random.Generator
+) -> np.ndarray:
     if size is None or size >= len(idx):
         return idx
     picked, _ = stratified_split(labels[idx], size / len(idx), rng)
@@ -106,7 +110,9 @@ def _load_raw(cfg: DatasetConfig) -> tuple[ArrayDataset, ArrayDataset, tuple[str
     return _load_cifar10(root, cfg.download)
 
 
-def _load_cifar10(root: Path, download: bool) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:
+def _load_cifar10(
+    root: Path, download: bool
+) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:
     if (root / "train").is_dir() and (root / "test").is_dir():
         train, test, classes, provenance = load_image_folder(root, 32)
         if classes != CIFAR10_CLASSES:
@@ -137,7 +143,9 @@ def _cifar_missing(root: Path, why: str) -> DataError:
     )
 
 
-def load_image_folder(root: Path, image_size: int) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:
+def load_image_folder(
+    root: Path, image_size: int
+) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:
     """Decode `root/{train,test}/<class>/*` once, resized to `image_size`, cached as uint8 .npy.
 
     The cache key hashes every file's relative path, size and modification time (the quick
@@ -163,7 +171,9 @@ def load_image_folder(root: Path, image_size: int) -> tuple[ArrayDataset, ArrayD
     where = cache_dir() / key
     if not (where / "meta.json").is_file():
         _decode_to_cache(samples, tuple(classes), image_size, where)
-    arrays = {name: np.load(where / f"{name}.npy") for name in ("train_x", "train_y", "test_x", "test_y")}
+    arrays = {
+        name: np.load(where / f"{name}.npy") for name in ("train_x", "train_y", "test_x", "test_y")
+    }
     provenance = f"image folder {root.resolve()}"
     note = root / "PROVENANCE.md"
     if note.is_file():
@@ -182,7 +192,9 @@ def _folder_key(root: Path, samples: dict[str, list[tuple[str, int]]], image_siz
     for split, items in samples.items():
         for path, label in items:
             st = os.stat(path)
-            h.update(f"{split}|{os.path.relpath(path, root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(
+                f"{split}|{os.path.relpath(path, root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode()
+            )
     return h.hexdigest()[:24]
 
 
@@ -198,7 +210,10 @@ def _decode_one(args: tuple[str, int]) -> np.ndarray:
 
 
 def _decode_to_cache(
-    samples: dict[str, list[tuple[str, int]]], classes: tuple[str, ...], image_size: int, where: Path
+    samples: dict[str, list[tuple[str, int]]],
+    classes: tuple[str, ...],
+    image_size: int,
+    where: Path,
 ) -> None:
     where.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=".tmp-"))
@@ -211,7 +226,9 @@ def _decode_to_cache(
                 try:
                     images = np.stack(list(pool.map(_decode_one, jobs, chunksize=512)))
                 except OSError as err:
-                    raise DataError(f"cannot decode an image in the '{split}' split: {err}") from err
+                    raise DataError(
+                        f"cannot decode an image in the '{split}' split: {err}"
+                    ) from err
                 np.save(tmp / f"{split}_x.npy", images)
                 np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
         (tmp / "meta.json").write_text(json.dumps({"classes": classes, "image_size": image_size}))
@@ -230,7 +247,9 @@ def make_synthetic(cfg: DatasetConfig) -> tuple[ArrayDataset, ArrayDataset, tupl
     rng = np.random.default_rng(1234)
     size, n_cls = cfg.image_size, cfg.num_classes
     coarse = rng.normal(size=(n_cls, 3, 4, 4)).astype(np.float32)
-    templates = coarse.repeat(size // 4 + 1, axis=2).repeat(size // 4 + 1, axis=3)[:, :, :size, :size]
+    templates = coarse.repeat(size // 4 + 1, axis=2).repeat(size // 4 + 1, axis=3)[
+        :, :, :size, :size
+    ]
 
     def sample(n: int, seed: int) -> ArrayDataset:
         r = np.random.default_rng(seed)

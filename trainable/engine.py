@@ -94,7 +94,9 @@ def train(
     """Train `config`, writing config, checkpoints and validation metrics under `out_dir`."""
     out_dir = Path(out_dir)
     if resume_from is None and (out_dir / "last" / checkpoint.FILENAME).exists():
-        raise UserError(f"{out_dir} already holds a training run; resume it or choose another output folder")
+        raise UserError(
+            f"{out_dir} already holds a training run; resume it or choose another output folder"
+        )
     runtime = resolve(config)
     splits = data if data is not None else load_splits(config.dataset)
     report = report or progress_printer(config.epochs)
@@ -105,11 +107,22 @@ def train(
 
 
 def _fit(
-    config: TrainConfig, rt: Runtime, splits: Splits, out_dir: Path, report: ReportFn, resume_from: str | Path | None
+    config: TrainConfig,
+    rt: Runtime,
+    splits: Splits,
+    out_dir: Path,
+    report: ReportFn,
+    resume_from: str | Path | None,
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = build_model(config.model.name, len(splits.classes), config.model.width, config.model.depth, config.model.dropout)
+    net = build_model(
+        config.model.name,
+        len(splits.classes),
+        config.model.width,
+        config.model.depth,
+        config.model.dropout,
+    )
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     mean, std = channel_stats(splits.train.images)
     train_batches, set_epoch = _train_batches(config, splits.train, rt, mean, std)
@@ -139,7 +152,9 @@ def _fit(
     if resume_from is not None:
         state = checkpoint.load(resume_from, map_location=rt.device)
         if state["config"] != config.to_dict():
-            raise UserError(f"checkpoint {resume_from} was trained with a different config; resume with the same one")
+            raise UserError(
+                f"checkpoint {resume_from} was trained with a different config; resume with the same one"
+            )
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -156,10 +171,15 @@ def _fit(
         torch.manual_seed(epoch_seed(config.seed, epoch))
         set_epoch(epoch)
         t0 = time.perf_counter()
-        loss, acc, finite, n_images = _train_epoch(step_model, train_batches, opt, sched, scaler, criterion, rt, fmt)
+        loss, acc, finite, n_images = _train_epoch(
+            step_model, train_batches, opt, sched, scaler, criterion, rt, fmt
+        )
         train_s = time.perf_counter() - t0
         if not finite:
-            status, reason = "diverged", f"non-finite training loss in epoch {epoch}; lower optimizer.lr"
+            status, reason = (
+                "diverged",
+                f"non-finite training loss in epoch {epoch}; lower optimizer.lr",
+            )
             break
         val_loss, val_acc = _loss_acc(step_model, val_batches, rt, fmt)
         metrics = {
@@ -195,13 +215,19 @@ def _fit(
         if stopper.should_stop:
             status = "early_stopped"
             reason = f"{es.monitor} did not improve by > {es.min_delta} for {es.patience} epochs"
-    result = TrainResult(status, reason, len(history), stopper.best_epoch, stopper.best, es.monitor, out_dir, history)
+    result = TrainResult(
+        status, reason, len(history), stopper.best_epoch, stopper.best, es.monitor, out_dir, history
+    )
     if result.best_checkpoint.exists():
         best = checkpoint.load(result.best_checkpoint, map_location=rt.device)
         net.load_state_dict(best["model"])
         cm = predict_confusion(net, val_batches, rt, fmt, len(splits.classes))
         result.val_metrics = summarize(cm, splits.classes)
-        write_metrics(result.val_metrics, out_dir / "val_metrics", f"validation, best epoch {stopper.best_epoch}")
+        write_metrics(
+            result.val_metrics,
+            out_dir / "val_metrics",
+            f"validation, best epoch {stopper.best_epoch}",
+        )
     return result
 
 
@@ -210,14 +236,28 @@ def _train_batches(
 ) -> tuple[Any, Callable[[int], None]]:
     if config.loader.kind == "device":
         loader = DeviceLoader(
-            data, config.batch_size, rt.device, mean, std, train=True, augment=config.augment,
-            channels_last=config.channels_last, seed=config.seed,
+            data,
+            config.batch_size,
+            rt.device,
+            mean,
+            std,
+            train=True,
+            augment=config.augment,
+            channels_last=config.channels_last,
+            seed=config.seed,
         )
         return loader, loader.set_epoch
     gen = torch.Generator()
     dl = make_dataloader(
-        data, config.batch_size, mean, std, config.loader, train=True, augment=config.augment,
-        pin_memory=config.loader.pin_memory and rt.device.type == "cuda", generator=gen,
+        data,
+        config.batch_size,
+        mean,
+        std,
+        config.loader,
+        train=True,
+        augment=config.augment,
+        pin_memory=config.loader.pin_memory and rt.device.type == "cuda",
+        generator=gen,
     )
 
     def set_epoch(epoch: int) -> None:
@@ -265,13 +305,18 @@ def _train_epoch(
         loss_sum += loss * y.numel()
         correct += (logits.argmax(1) == y).sum()
         n += y.numel()
-    loss_total, correct_total, all_finite = torch.stack([loss_sum, correct.float(), finite.float()]).tolist()
+    loss_total, correct_total, all_finite = torch.stack(
+        [loss_sum, correct.float(), finite.float()]
+    ).tolist()
     return loss_total / n, correct_total / n, bool(all_finite), n
 
 
 @torch.no_grad()
 def _loss_acc(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], rt: Runtime, fmt: torch.memory_format
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    rt: Runtime,
+    fmt: torch.memory_format,
 ) -> tuple[float, float]:
     """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs."""
     model.eval()
@@ -310,7 +355,11 @@ def predict_confusion(
 
 
 def evaluate(
-    state: dict[str, Any], config: TrainConfig, data: ArrayDataset, out_dir: Path | None = None, title: str = ""
+    state: dict[str, Any],
+    config: TrainConfig,
+    data: ArrayDataset,
+    out_dir: Path | None = None,
+    title: str = "",
 ) -> dict[str, Any]:
     """Evaluate a loaded checkpoint on `data`; write metrics files to `out_dir` when given."""
     rt = resolve(config)

@@ -78,7 +78,9 @@ def write_metrics(summary: dict[str, Any], out_dir: Path, title: str = "") -> di
     per_class.to_csv(paths["per_class_csv"])
     frame = pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes)
     frame.to_csv(paths["confusion_csv"])
-    plot_confusion(cm, classes, paths["confusion_png"], title or f"accuracy {summary['accuracy']:.2%}")
+    plot_confusion(
+        cm, classes, paths["confusion_png"], title or f"accuracy {summary['accuracy']:.2%}"
+    )
     return paths
 
 

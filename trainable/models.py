@@ -98,6 +98,6 @@ def resnet18(num_classes: int, width: int, depth: int, dropout: float) -> nn.Mod
 
     net = torchvision.models.resnet18(num_classes=num_classes)
     net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()  # type: ignore[assignment]
-    net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(512, num_classes))  # type: ignore[assignment]
+    net.maxpool = nn.Identity()
+    net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(512, num_classes))
     return net

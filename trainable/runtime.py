@@ -50,10 +50,7 @@ def resolve(config: TrainConfig) -> Runtime:
             "set device: auto (or --set device=cpu) to train on the CPU"
         )
     device = torch.device("cuda" if config.device != "cpu" and cuda else "cpu")
-    if config.precision == "auto":
-        dtype = _auto_dtype(device)
-    else:
-        dtype = _DTYPES[config.precision]
+    dtype = _auto_dtype(device) if config.precision == "auto" else _DTYPES[config.precision]
     return Runtime(device, dtype)
 
 
@@ -64,7 +61,11 @@ def _auto_dtype(device: torch.device) -> torch.dtype:
     fp32 on this project's AVX2 machine (bench/loader.py notes the figures).
     """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+        return (
+            torch.bfloat16
+            if torch.cuda.is_bf16_supported(including_emulation=False)
+            else torch.float16
+        )
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 

@@ -1,0 +1,126 @@
+"""The command line as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_SETS = [
+    "dataset.name=synthetic",
+    "dataset.num_classes=3",
+    "dataset.image_size=16",
+    "dataset.synthetic_train_size=300",
+    "dataset.synthetic_test_size=90",
+    "model.width=8",
+    "model.depth=2",
+    "batch_size=50",
+    "epochs=2",
+    "precision=fp32",
+]
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trainable", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def sets(*extra: str) -> list[str]:
+    out: list[str] = []
+    for item in [*TINY_SETS, *extra]:
+        out += ["--set", item]
+    return out
+
+
+def test_train_then_evaluate_on_test(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run("train", *sets(), "--out", out, "--test")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch   2/2" in proc.stdout and "test accuracy" in proc.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed" and len(result["history"]) == 2
+    test = json.loads((out / "test_metrics" / "metrics.json").read_text())
+    assert list(test["per_class"]) == ["class_0", "class_1", "class_2"]
+    assert test["num_images"] == 90
+
+    proc = run("evaluate", "--checkpoint", out / "best", "--split", "test")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((out / "eval-test" / "metrics.json").read_text())
+    assert again["confusion_matrix"] == test["confusion_matrix"]
+
+
+def test_resume_continues_an_earlier_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run("train", *sets("epochs=1"), "--out", out).returncode == 0
+    # Same folder again without --resume: refused, nothing touched.
+    before = (out / "last" / "checkpoint.pt").stat().st_mtime_ns
+    proc = run("train", *sets("epochs=1"), "--out", out)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert (out / "last" / "checkpoint.pt").stat().st_mtime_ns == before
+    # The saved config says epochs=1; finishing it is a no-op that still reports.
+    proc = run("train", "--out", out, "--resume")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["train", "--set", "optimizer.lr=0"], 2, "config key 'optimizer.lr': got 0"),
+        (["train", "--set", "model.dropout=1.0"], 2, "model.dropout"),
+        (["train", "--set", "bogus=1"], 2, "unknown config key 'bogus'"),
+        (["train", "--config", "missing.yaml"], 2, "config file not found"),
+        (
+            ["train", "--set", "dataset.download=false", "--data-root", "/nonexistent"],
+            3,
+            "CIFAR-10 not found",
+        ),
+        (["train", "--resume"], 1, "nothing to resume"),
+        (["evaluate", "--checkpoint", "/nonexistent.pt"], 3, "checkpoint not found"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(
+    args: list[str], code: int, needle: str, tmp_path: Path
+) -> None:
+    proc = run(*args, "--out", tmp_path / "o") if args[0] == "train" else run(*args)
+    assert proc.returncode == code, proc.stderr
+    assert needle in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cuda_without_gpu_is_a_one_line_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = run("train", *sets("device=cuda"), "--out", tmp_path / "o")
+    assert proc.returncode == 4 and "no CUDA GPU is visible" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"\x00" * 100)
+    proc = run("evaluate", "--checkpoint", bad)
+    assert proc.returncode == 3
+    assert f"checkpoint {bad} is corrupt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    proc = run("--debug", "train", "--set", "optimizer.lr=0")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_help_has_examples() -> None:
+    for sub in ("train", "evaluate"):
+        proc = run(sub, "--help")
+        assert proc.returncode == 0 and "examples:" in proc.stdout

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from trainable.config import TrainConfig
+from trainable.engine import train
+from trainable.errors import DeviceError, UserError
+from trainable.models import MODELS, register
+
+TinyConfig = Callable[..., TrainConfig]
+
+
+def test_learns_synthetic_data_well_above_chance(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    reports: list[dict[str, float]] = []
+    result = train(tiny_config(epochs=4), tmp_path, report=lambda m, _d: reports.append(m))
+    assert result.status == "completed" and result.epochs_run == 4
+    assert [m["epoch"] for m in reports] == [1, 2, 3, 4]
+    assert set(reports[0]) >= {
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "epoch_s",
+        "images_per_s",
+    }
+    assert result.best_metric > 0.8  # chance is 0.25 with 4 classes
+    assert result.val_metrics is not None
+    assert list(result.val_metrics["per_class"]) == [f"class_{i}" for i in range(4)]
+    assert (tmp_path / "val_metrics" / "confusion_matrix.png").is_file()
+    assert (tmp_path / "config.yaml").read_text() == tiny_config(epochs=4).to_yaml()
+
+
+def test_checkpoint_holds_full_state_and_loads_weights_only(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
+    state = torch.load(tmp_path / "best" / "checkpoint.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "config", "metrics"} <= set(state)
+    assert state["epoch"] == 1 and state["classes"] == [f"class_{i}" for i in range(4)]
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_dataloader_path_learns_too(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=3, loader={"kind": "dataloader", "num_workers": 0})
+    assert train(cfg, tmp_path, report=lambda *_: None).best_metric > 0.8
+
+
+def test_early_stopping_stops_after_patience(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    # min_delta 0.9 on accuracy: nothing after epoch 1 can count as an improvement.
+    cfg = tiny_config(epochs=10, early_stopping={"patience": 2, "min_delta": 0.9})
+    result = train(cfg, tmp_path, report=lambda *_: None)
+    assert result.status == "early_stopped"
+    assert result.epochs_run == 3 and result.best_epoch == 1
+    assert torch.load(tmp_path / "best" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+def test_resume_equals_uninterrupted_run(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=4, deterministic=True, model={"dropout": 0.3}, seed=5)
+    full = train(cfg, tmp_path / "full", report=lambda *_: None)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(metrics: dict[str, float], _dir: Path) -> None:
+        if metrics["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "cut", report=stop_after_two)
+    resumed = train(
+        cfg, tmp_path / "cut", report=lambda *_: None, resume_from=tmp_path / "cut" / "last"
+    )
+    assert resumed.epochs_run == 4
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert {k: a[k] for k in ("train_loss", "val_loss", "val_acc")} == {
+            k: b[k] for k in ("train_loss", "val_loss", "val_acc")
+        }
+    final_a = torch.load(tmp_path / "full" / "last" / "checkpoint.pt", weights_only=True)["model"]
+    final_b = torch.load(tmp_path / "cut" / "last" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+
+
+def test_resume_with_a_different_config_is_refused(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
+    with pytest.raises(UserError, match="different config"):
+        train(tiny_config(epochs=2, seed=9), tmp_path, resume_from=tmp_path / "last")
+
+
+def test_existing_run_is_not_overwritten(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
+    before = (tmp_path / "last" / "checkpoint.pt").read_bytes()
+    with pytest.raises(UserError, match="already holds a training run"):
+        train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
+    assert (tmp_path / "last" / "checkpoint.pt").read_bytes() == before
+
+
+def test_non_finite_loss_stops_with_a_status(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    @register("explodes")
+    def explodes(num_classes: int, width: int, depth: int, dropout: float) -> nn.Module:
+        class Explode(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(3, num_classes)
+                self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                self.calls += 1
+                out = self.fc(x.mean(dim=(2, 3)))
+                # From the second epoch's batches on, the logits become NaN.
+                return out * float("nan") if self.training and int(self.calls) > 8 else out
+
+        return Explode()
+
+    try:
+        result = train(
+            tiny_config(epochs=3, model={"name": "explodes"}), tmp_path, report=lambda *_: None
+        )
+    finally:
+        del MODELS["explodes"]
+    assert result.status == "diverged"
+    assert "non-finite training loss in epoch 2" in result.reason
+    assert result.epochs_run == 1  # the diverged epoch is neither reported nor checkpointed
+
+
+def test_fp16_grad_scaler_path_runs_on_cpu(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    result = train(tiny_config(epochs=2, precision="fp16"), tmp_path, report=lambda *_: None)
+    assert result.status == "completed"
+    scaler = torch.load(tmp_path / "last" / "checkpoint.pt", weights_only=True)["scaler"]
+    assert scaler["scale"] > 0  # a live GradScaler state, not an empty (disabled) one
+
+
+def test_bf16_autocast_and_channels_last_run(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=1, precision="bf16", channels_last=True)
+    assert train(cfg, tmp_path, report=lambda *_: None).status == "completed"
+
+
+def test_backend_flags_are_restored(tiny_config: TinyConfig, tmp_path: Path) -> None:
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(tiny_config(epochs=1, deterministic=True), tmp_path, report=lambda *_: None)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_requested_without_gpu_is_a_clear_error(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    with pytest.raises(DeviceError, match=r"no CUDA GPU is visible.*device: auto"):
+        train(tiny_config(device="cuda"), tmp_path)
+    assert not tmp_path.joinpath("config.yaml").exists()
