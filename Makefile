@@ -7,9 +7,9 @@ VENV ?= $(HOME)/.cache/hpsearch/venv-$(REQ_HASH)
 PY := $(VENV)/bin/python
 # The lossy JPEG copy of CIFAR-10 shipped beside this repo when present, else ./data.
 DATA_ROOT ?= $(if $(wildcard ../shared/datasets/cifar10-jpeg/train),../shared/datasets/cifar10-jpeg,data)
-OUT ?= results/train-$(shell date +%Y%m%d-%H%M%S)
+STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv run test lint bench-loader
+.PHONY: venv run train test lint bench-loader bench-train bench-search
 venv: $(VENV)/.ready
 
 # No file prerequisite: the path is keyed by the requirements' hash (a fresh clone's mtimes are new).
@@ -20,8 +20,13 @@ $(VENV)/.ready:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# The main job: a real search on a CIFAR-10 subset, sized for a CPU; a fresh results folder per run.
 run: venv
-	$(PY) -m trainable train --config configs/cifar10_smallnet.yaml --data-root $(DATA_ROOT) --out $(OUT)
+	$(PY) -m tuner run search_spaces/quick.yaml --data-root $(DATA_ROOT) --storage-path results/$(STAMP)
+
+# Production training of the default model, evaluated once on the test split.
+train: venv
+	$(PY) -m trainable train --config configs/cifar10_smallnet.yaml --data-root $(DATA_ROOT) --out results/train-$(STAMP) --test
 
 lint: venv
 	$(PY) -m ruff check .
@@ -33,3 +38,9 @@ test: lint
 
 bench-loader: venv
 	$(PY) bench/loader.py --data-root $(DATA_ROOT)
+
+bench-train: venv
+	$(PY) bench/train_cifar.py --data-root $(DATA_ROOT)
+
+bench-search: venv
+	$(PY) bench/search.py search_spaces/quick.yaml --data-root $(DATA_ROOT)

@@ -135,7 +135,7 @@ class TrainConfig(_Strict):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _one_line(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
+def one_line_error(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
     """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line)."""
     first = err.errors(include_url=False)[0]
     key = ".".join(str(p) for p in first["loc"]) or "<config>"
@@ -200,7 +200,7 @@ def build_config(
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as err:
-        raise ConfigError(_one_line(err)) from err
+        raise ConfigError(one_line_error(err)) from err
 
 
 def read_yaml(path: str | Path) -> Any:

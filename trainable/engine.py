@@ -193,8 +193,11 @@ def _fit(
             "train_s": train_s,
             "images_per_s": n_images / train_s,
         }
-        history.append(metrics)
         improved = stopper.update(metrics[es.monitor], epoch)
+        # 1.0 when training ends after this epoch by its own rules (schedule done or early
+        # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
+        metrics["final"] = float(epoch == config.epochs or stopper.should_stop)
+        history.append(metrics)
         state = {
             "model": net.state_dict(),
             "optimizer": opt.state_dict(),

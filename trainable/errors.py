@@ -29,3 +29,9 @@ class DeviceError(UserError):
     """A device was requested that this machine does not have."""
 
     exit_code = 4
+
+
+class Interrupted(UserError):
+    """The user stopped a run (Ctrl-C); its state is saved and it can be resumed."""
+
+    exit_code = 130

@@ -1,0 +1,56 @@
+"""One local Ray for the whole session (about 3 s to start); never `ray stop`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+TINY_BASE: dict[str, Any] = {
+    "dataset": {
+        "name": "synthetic",
+        "num_classes": 3,
+        "image_size": 16,
+        "synthetic_train_size": 600,
+        "synthetic_test_size": 150,
+        "val_fraction": 0.25,
+    },
+    "model": {"name": "smallnet", "width": 8, "depth": 2},
+    "batch_size": 64,
+    "device": "cpu",
+    "precision": "fp32",
+}
+
+
+def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name,
+        "base": TINY_BASE,
+        "space": {
+            # wide enough that some configs learn much worse than others, so ASHA has cuts to make
+            "optimizer.lr": {"type": "loguniform", "low": 1e-5, "high": 3e-2},
+            "model.dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+            "label_smoothing": {"type": "uniform", "low": 0.0, "high": 0.2},
+        },
+        "searcher": {"seed": 1, "n_startup_trials": 3},
+        "scheduler": {"max_t": 4, "grace_period": 1, "reduction_factor": 2},
+        "num_samples": 6,
+        "max_concurrent_trials": 2,
+        "resources": {"cpus": 1, "gpu": 0},
+        "retrain": {"seeds": 2},
+        "storage_path": storage,
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from trainable.errors import ConfigError
+from tuner.spec import load_spec, validate_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD: dict[str, Any] = {
+    "name": "t",
+    "base": {"dataset": {"name": "synthetic"}},
+    "space": {
+        "optimizer.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "batch_size": {"type": "choice", "values": [32, 64]},
+        "model.dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+        "model.width": {"type": "int", "low": 4, "high": 16},
+    },
+    "scheduler": {"max_t": 4, "grace_period": 1},
+    "resources": {"cpus": 1, "gpu": 0.25},
+}
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(GOOD)
+    node = spec
+    *parents, leaf = path.split("/")
+    for part in parents:
+        node = node[part]
+    if value is DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return spec
+
+
+DELETE = object()
+
+
+def test_shipped_search_spaces_validate() -> None:
+    quick = load_spec(REPO / "search_spaces" / "quick.yaml")
+    default = load_spec(REPO / "search_spaces" / "default.yaml")
+    assert quick.resources.gpu == 0 and default.resources.gpu == 0.25
+    assert default.num_samples >= 48 and default.scheduler.max_t >= 30
+    for spec in (quick, default):
+        assert {
+            "optimizer.lr",
+            "batch_size",
+            "model.dropout",
+            "label_smoothing",
+            "optimizer.weight_decay",
+        } <= set(spec.space)
+
+
+def test_good_spec_and_base_epochs_follow_max_t() -> None:
+    spec = validate_spec(GOOD)
+    assert spec.base_config().epochs == 4
+
+
+@pytest.mark.parametrize(
+    ("spec", "needles"),
+    [
+        (with_("colour", "red"), ["unknown config key 'colour'", "scheduler"]),
+        (with_("scheduler/max_tt", 3), ["unknown config key 'scheduler.max_tt'", "max_t"]),
+        (with_("num_samples", "ten"), ["num_samples", "'ten'", "integer"]),
+        (
+            with_("space/batch_size", {"type": "choice", "values": []}),
+            ["space.batch_size", "non-empty"],
+        ),
+        (
+            with_("space/model.dropout", {"type": "uniform", "low": 0.4, "high": 0.1}),
+            ["space.model.dropout", "low (0.4) must be < high (0.1)"],
+        ),
+        (
+            with_("space/optimizer.lr", {"type": "loguniform", "low": 0, "high": 1e-2}),
+            ["space.optimizer.lr", "low > 0"],
+        ),
+        (
+            with_("space/optimizer.lr", {"type": "gaussian", "low": 0, "high": 1}),
+            ["space.optimizer.lr.type", "'loguniform'"],
+        ),
+        (
+            with_("space/optimizer.lrr", {"type": "uniform", "low": 0.1, "high": 0.2}),
+            ["'optimizer.lrr' is not a trainer config key"],
+        ),
+        (
+            with_("space/optimizer", {"type": "uniform", "low": 0.1, "high": 0.2}),
+            ["'optimizer' is not a trainer config key"],
+        ),
+        (
+            with_("space/model.dropout", {"type": "uniform", "low": 0.1, "high": 1.0}),
+            ["space.model.dropout allows 1.0", "less than 1"],
+        ),
+        (
+            with_("space/epochs", {"type": "int", "low": 1, "high": 3}),
+            ["'epochs' cannot be searched"],
+        ),
+        (with_("resources/gpu", 0.3), ["resources", "divide 1", "0.3"]),
+        (with_("resources/gpu", 1.5), ["resources", "whole number"]),
+        (with_("scheduler/grace_period", 9), ["grace_period (9) must be <= max_t (4)"]),
+        (with_("scheduler/mode", "min"), ["does not fit metric"]),
+        (with_("base", {"optimizer": {"lr": -1}}), ["base: config key 'optimizer.lr': got -1"]),
+        (with_("base", {"epochs": 9}), ["base.epochs (9) differs from scheduler.max_t (4)"]),
+        (with_("name", "../escape"), ["name '../escape'"]),
+        (with_("name", "/abs"), ["name '/abs'"]),
+        (with_("name", ""), ["name ''"]),
+        (with_("space", {}), ["at least one"]),
+        (with_("space", DELETE), ["space", "required"]),
+    ],
+)
+def test_errors_name_the_key(spec: dict[str, Any], needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_spec(spec)
+    msg = str(info.value)
+    assert "\n" not in msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+def test_cli_validate_and_run_refuse_bad_files_without_writing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(with_("space/batch_size", {"type": "choice", "values": []})))
+    for cmd in (["validate", bad], ["run", bad, "--storage-path", tmp_path / "results"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tuner", *map(str, cmd)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+        assert "space.batch_size" in proc.stderr
+    assert not (tmp_path / "results").exists()
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(GOOD))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner", "validate", str(good)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "ok (4 searched keys" in proc.stdout

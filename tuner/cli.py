@@ -1,0 +1,138 @@
+"""`python -m tuner run|validate|resume|export`: hyperparameter search on Ray Tune."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trainable.config import deep_merge, read_yaml
+from trainable.errors import ConfigError, UserError
+from tuner.spec import SearchSpec, validate_spec
+
+EXAMPLES = {
+    "run": """examples:
+  python -m tuner run search_spaces/quick.yaml --data-root ../shared/datasets/cifar10-jpeg
+  python -m tuner run search_spaces/default.yaml --address auto --storage-path /shared/results
+  python -m tuner run search_spaces/default.yaml --cpu      # same search without GPUs
+""",
+    "validate": "examples:\n  python -m tuner validate search_spaces/default.yaml\n",
+    "resume": "examples:\n  python -m tuner resume results/cifar10-quick\n",
+    "export": "examples:\n  python -m tuner export results/cifar10-quick --format json\n",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="python -m tuner", description=__doc__, formatter_class=fmt)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, epilog=EXAMPLES[name], formatter_class=fmt)
+        sp.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for errors",
+        )
+        return sp
+
+    def ray_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--address", help="join an existing Ray cluster (auto, HOST:PORT or ray://HOST:PORT)"
+        )
+        sp.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+        sp.add_argument(
+            "--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1"
+        )
+
+    r = add("run", "run a search from a YAML search-space file")
+    r.add_argument("spec", type=Path, help="search-space YAML (see search_spaces/)")
+    r.add_argument("--data-root", help="where the dataset lives (overrides base.dataset.root)")
+    r.add_argument(
+        "--storage-path", help="where the results folder goes (default: the file's storage_path)"
+    )
+    r.add_argument(
+        "--cpu", action="store_true", help="run on CPUs only: no GPU per trial, device cpu"
+    )
+    ray_args(r)
+
+    v = add("validate", "check a search-space file; starts nothing, writes nothing")
+    v.add_argument("spec", type=Path)
+    v.add_argument("--data-root", help=argparse.SUPPRESS)
+
+    rs = add("resume", "continue an interrupted search, keeping finished trials")
+    rs.add_argument("results_dir", type=Path)
+    ray_args(rs)
+
+    e = add("export", "write the best config again (best_config.yaml or .json)")
+    e.add_argument("results_dir", type=Path)
+    e.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    return p
+
+
+def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping of keys to values, got {type(raw).__name__}")
+    if getattr(args, "data_root", None):
+        raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
+    if getattr(args, "storage_path", None):
+        raw = deep_merge(raw, {"storage_path": args.storage_path})
+    if getattr(args, "cpu", False):
+        raw = deep_merge(raw, {"resources": {"gpu": 0}, "base": {"device": "cpu"}})
+    return validate_spec(raw, str(path)), raw
+
+
+def _ray_options(args: argparse.Namespace) -> Any:
+    from tuner.experiment import RayOptions
+
+    return RayOptions(address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            spec, _ = load(args.spec, args)
+            print(
+                f"{args.spec}: ok ({len(spec.space)} searched keys, {spec.num_samples} trials, "
+                f"max_t {spec.scheduler.max_t} epochs, {spec.resources.gpu:g} GPU per trial)"
+            )
+            return 0
+        if args.command == "export":
+            from tuner.retrain import export_config, load_best_config
+
+            path = export_config(load_best_config(args.results_dir), args.results_dir, args.format)
+            print(f"wrote {path}")
+            return 0
+        from tuner import experiment
+
+        if args.command == "run":
+            spec, raw = load(args.spec, args)
+            outcome = experiment.run(spec, raw, _ray_options(args))
+            results_dir = experiment.results_dir_for(spec)
+        else:
+            results_dir = args.results_dir.resolve()
+            outcome = experiment.resume(results_dir, _ray_options(args))
+        metric = next(k for k in outcome if k.startswith("best_val"))
+        print(
+            f"\nsearch finished: {outcome['trials']} trials {outcome['trial_status_counts']}, "
+            f"{metric} {outcome[metric]:.4f}; retrained test accuracy "
+            f"{outcome['test_accuracy_mean']:.2%} ± {outcome['test_accuracy_std']:.2%}\n"
+            f"results: {results_dir}\nproduction training: python -m trainable train --config {results_dir / 'best_config.yaml'}"
+        )
+        return 0
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; continue with: python -m tuner resume <results folder>", file=sys.stderr
+        )
+        return 130
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code

@@ -1,0 +1,84 @@
+"""Optuna TPE behind Ray Tune, with ASHA-stopped trials recorded as pruned.
+
+Ray's `OptunaSearch` tells Optuna that every trial Tune ends without an error is COMPLETE,
+with its last value as if final. A trial that ASHA cut at epoch 2 then looks to TPE like a
+finished trial with a poor score, which biases the model of the space. The trainer marks the
+epoch after which it ends by its own rules with `final=1`; a trial that ended without such a
+report was cut short, so we tell Optuna it was PRUNED. Its intermediate values are already in
+the study (Ray reports every epoch), and Optuna keeps the last one as the pruned value.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner.spec import Param, SearchSpec
+
+log = logging.getLogger(__name__)
+STUDY_FILE = "optuna_study.journal"
+
+
+class PruneAwareOptunaSearch(OptunaSearch):
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        cut_short = bool(result) and not error and not result.get("final")  # type: ignore[union-attr]
+        if not cut_short or trial_id in self._completed_trials:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        ot_trial, study = self._ot_trials[trial_id], self._ot_study
+        try:
+            study.tell(ot_trial, state=TrialState.PRUNED)  # type: ignore[attr-defined]
+        except Exception as exc:  # same tolerance as the parent (e.g. NaN values)
+            log.warning(exc)
+        self._completed_trials.add(trial_id)
+
+
+def distributions(space: dict[str, Param]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Optuna distributions keyed by the dotted trainer key."""
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for key, p in space.items():
+        if p.type == "choice":
+            out[key] = optuna.distributions.CategoricalDistribution(p.values or [])
+        elif p.type == "int":
+            out[key] = optuna.distributions.IntDistribution(
+                int(p.low or 0), int(p.high or 0), log=p.log
+            )
+        else:
+            out[key] = optuna.distributions.FloatDistribution(
+                float(p.low or 0), float(p.high or 0), log=p.type == "loguniform"
+            )
+    return out
+
+
+def study_storage(results_dir: Path) -> optuna.storages.JournalStorage:
+    """A file-backed study inside the results folder (`optuna-dashboard <file>` opens it)."""
+    backend = JournalFileBackend(str(results_dir / STUDY_FILE))
+    return optuna.storages.JournalStorage(backend)
+
+
+def make_searcher(spec: SearchSpec, results_dir: Path) -> PruneAwareOptunaSearch:
+    sampler = optuna.samplers.TPESampler(
+        seed=spec.searcher.seed,
+        n_startup_trials=spec.searcher.n_startup_trials,
+        multivariate=spec.searcher.multivariate,
+    )
+    return PruneAwareOptunaSearch(
+        space=distributions(spec.space),
+        metric=spec.scheduler.metric,
+        mode=spec.scheduler.mode,
+        sampler=sampler,
+        study_name=spec.name,
+        storage=study_storage(results_dir),
+    )
+
+
+def load_study(results_dir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=study_storage(results_dir))

@@ -1,0 +1,219 @@
+"""The search-space file: a frozen, typed schema validated before Ray starts.
+
+    name: cifar10-quick          # results go to <storage_path>/<name>/
+    base: {...}                  # a trainer config (same keys as configs/*.yaml)
+    space:                       # dotted trainer key -> distribution
+      optimizer.lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
+      batch_size: {type: choice, values: [128, 256]}
+    searcher: {seed: 0, n_startup_trials: 8, multivariate: true}
+    scheduler: {metric: val_acc, mode: max, max_t: 30, grace_period: 2, reduction_factor: 3}
+    ...
+
+Every problem is a `ConfigError` with one line naming the key; nothing is written before this
+validation passes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainable.config import TrainConfig, build_config, deep_merge, one_line_error, read_yaml
+from trainable.errors import ConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Param(_Strict):
+    """One searched trainer key: `loguniform`/`uniform` (floats), `int`, or `choice`."""
+
+    type: Literal["loguniform", "uniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False  # int only: sample on a log scale
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Param:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("choice needs a non-empty 'values' list")
+            if self.low is not None or self.high is not None:
+                raise ValueError("choice takes 'values', not 'low'/'high'")
+            return self
+        if self.values is not None:
+            raise ValueError(f"{self.type} takes 'low' and 'high', not 'values'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs both 'low' and 'high'")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("'low' and 'high' must be finite numbers")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if (self.type == "loguniform" or self.log) and self.low <= 0:
+            raise ValueError(f"a log-scale distribution needs low > 0, got {self.low}")
+        if self.type == "int" and not (
+            float(self.low).is_integer() and float(self.high).is_integer()
+        ):
+            raise ValueError("int needs whole-number 'low' and 'high'")
+        return self
+
+    def corners(self) -> list[Any]:
+        """Values at the edges of the distribution, to validate against the trainer's ranges."""
+        if self.type == "choice":
+            return list(self.values or [])
+        assert self.low is not None and self.high is not None  # checked by _check
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+
+class SearcherSpec(_Strict):
+    """Optuna's TPE sampler."""
+
+    seed: int = Field(0, ge=0)
+    n_startup_trials: int = Field(8, ge=1)  # random trials before TPE models the space
+    multivariate: bool = True  # model parameter interactions jointly
+
+
+class SchedulerSpec(_Strict):
+    """ASHA: stop trials whose metric trails at a rung; `max_t` is also every trial's epochs.
+
+    `kind: fifo` runs every trial to max_t (the baseline ASHA is measured against).
+    """
+
+    kind: Literal["asha", "fifo"] = "asha"
+    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    max_t: int = Field(30, ge=1, le=10000)
+    grace_period: int = Field(2, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> SchedulerSpec:
+        if self.grace_period > self.max_t:
+            raise ValueError(f"grace_period ({self.grace_period}) must be <= max_t ({self.max_t})")
+        if (self.metric == "val_acc") != (self.mode == "max"):
+            raise ValueError(
+                f"mode '{self.mode}' does not fit metric '{self.metric}' (val_acc: max, val_loss: min)"
+            )
+        return self
+
+
+class ResourcesSpec(_Strict):
+    cpus: float = Field(1.0, gt=0, le=1024)
+    gpu: float = Field(0.0, ge=0, le=64)  # a fraction (0.25 = four trials per GPU) or whole GPUs
+
+    @model_validator(mode="after")
+    def _check(self) -> ResourcesSpec:
+        if 0 < self.gpu < 1 and not math.isclose(1 / self.gpu, round(1 / self.gpu), abs_tol=1e-9):
+            raise ValueError(f"a GPU fraction must divide 1 (0.5, 0.25, 0.2, ...), got {self.gpu}")
+        if self.gpu > 1 and not float(self.gpu).is_integer():
+            raise ValueError(f"more than one GPU must be a whole number, got {self.gpu}")
+        return self
+
+
+class RetrainSpec(_Strict):
+    epochs: int | None = Field(None, ge=1)  # None: scheduler.max_t
+    seeds: int = Field(2, ge=1, le=100)
+
+
+class SearchSpec(_Strict):
+    name: str
+    base: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Param]
+    searcher: SearcherSpec = SearcherSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    num_samples: int = Field(16, ge=1, le=100000)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    resources: ResourcesSpec = ResourcesSpec()
+    retrain: RetrainSpec = RetrainSpec()
+    max_failures: int = Field(2, ge=0)  # retries per trial, from its last checkpoint
+    storage_path: str = "results"
+
+    @model_validator(mode="after")
+    def _check_name(self) -> SearchSpec:
+        if not NAME_PATTERN.match(self.name) or self.name in {".", ".."}:
+            raise ValueError(
+                f"name {self.name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit (it becomes a folder name)"
+            )
+        if not self.space:
+            raise ValueError("space must search at least one trainer key")
+        return self
+
+    def base_config(self) -> TrainConfig:
+        """The base trainer config; its epochs are the scheduler's max_t."""
+        return build_config(deep_merge(self.base, {"epochs": self.scheduler.max_t}))
+
+
+def _leaf_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> set[str]:
+    keys = set()
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys |= _leaf_fields(ann, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def trial_overrides(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"optimizer.lr": 0.01}` -> `{"optimizer": {"lr": 0.01}}`."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source} must be a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        spec = SearchSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(one_line_error(err, SearchSpec)) from err
+    if "epochs" in spec.base and spec.base["epochs"] != spec.scheduler.max_t:
+        raise ConfigError(
+            f"base.epochs ({spec.base['epochs']}) differs from scheduler.max_t ({spec.scheduler.max_t}); "
+            "drop base.epochs: every trial trains for max_t epochs"
+        )
+    try:
+        base = spec.base_config()
+    except ConfigError as err:
+        raise ConfigError(f"base: {err}") from err
+    allowed = _leaf_fields()
+    for key, param in spec.space.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"space key '{key}' is not a trainer config key (e.g. optimizer.lr, model.dropout)"
+            )
+        if key == "epochs":
+            raise ConfigError(
+                "space key 'epochs' cannot be searched: it is scheduler.max_t for every trial"
+            )
+        for value in param.corners():
+            try:
+                build_config(deep_merge(base.to_dict(), trial_overrides({key: value})))
+            except ConfigError as err:
+                raise ConfigError(
+                    f"space.{key} allows {value!r}, which the trainer refuses: {err}"
+                ) from err
+    return spec
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    return validate_spec(read_yaml(path), str(path))
