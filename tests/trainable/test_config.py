@@ -15,7 +15,7 @@ def test_defaults_and_shipped_config_validate() -> None:
     assert build_config().model.name == "smallnet"
     cfg = load_config(REPO / "configs" / "cifar10_smallnet.yaml")
     assert cfg.dataset.name == "cifar10"
-    assert cfg.model.width == 24
+    assert cfg.model.width == 20
 
 
 def test_config_is_frozen() -> None:
