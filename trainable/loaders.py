@@ -14,6 +14,7 @@ and a resumed run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,9 +77,10 @@ class DeviceLoader:
         channels_last: bool = False,
         seed: int = 0,
     ) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
-        self.images = self.images.permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
-        self.labels = torch.from_numpy(np.asarray(data.labels)).to(device)
+        # Kept as NHWC: on the CPU this shares the (possibly read-only, object-store) array
+        # without a copy, and a permuted NHWC batch is already a channels_last NCHW tensor.
+        self.images = _shared_tensor(data.images).to(device)
+        self.labels = _shared_tensor(data.labels).to(device)
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.augment = augment or AugmentConfig(crop_padding=0, hflip=False)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
@@ -101,11 +103,18 @@ class DeviceLoader:
         order = order.to(self.images.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.images[idx]
+            x = self.images[idx].permute(0, 3, 1, 2)  # uint8 NCHW view
             if self.train:
                 x = crop_flip(x, self.augment.crop_padding, self.augment.hflip, gen)
             x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
             yield x, self.labels[idx]
+
+
+def _shared_tensor(array: np.ndarray) -> torch.Tensor:
+    with warnings.catch_warnings():
+        # Read-only arrays (memory-mapped, or from Ray's object store) are never written here.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
 
 
 class _ArrayImages(Dataset[Batch]):
@@ -116,7 +125,7 @@ class _ArrayImages(Dataset[Batch]):
         return len(self.data)
 
     def __getitem__(self, i: int) -> Batch:
-        img = torch.from_numpy(np.ascontiguousarray(self.data.images[i])).permute(2, 0, 1)
+        img = torch.from_numpy(self.data.images[i].copy()).permute(2, 0, 1)
         return self.transform(img), torch.tensor(int(self.data.labels[i]))
 
 
