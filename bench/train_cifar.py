@@ -47,6 +47,7 @@ def main() -> None:
     ]
     for item in args.overrides:
         cmd += ["--set", item]
+    env = environment()  # before the run: the commit that is measured
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall_s = time.perf_counter() - t0
@@ -57,7 +58,7 @@ def main() -> None:
     payload = {
         "command": " ".join(cmd[1:]).replace(str(out), "<tmp>"),
         "data": data_label,
-        "environment": environment(),
+        "environment": env,
         "epochs_run": result["epochs_run"],
         "wall_s": wall_s,
         "train_s_total": sum(h["train_s"] for h in history),

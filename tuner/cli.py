@@ -95,6 +95,7 @@ def _ray_options(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    results_dir: Path | None = None
     try:
         if args.command == "validate":
             spec, _ = load(args.spec, args)
@@ -113,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "run":
             spec, raw = load(args.spec, args)
-            outcome = experiment.run(spec, raw, _ray_options(args))
             results_dir = experiment.results_dir_for(spec)
+            outcome = experiment.run(spec, raw, _ray_options(args))
         else:
             results_dir = args.results_dir.resolve()
             outcome = experiment.resume(results_dir, _ray_options(args))
@@ -126,10 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"results: {results_dir}\nproduction training: python -m trainable train --config {results_dir / 'best_config.yaml'}"
         )
         return 0
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted; continue with: python -m tuner resume <results folder>", file=sys.stderr
-        )
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
+        where = results_dir if results_dir is not None else "<results folder>"
+        print(f"\ninterrupted; continue with: python -m tuner resume {where}", file=sys.stderr)
         return 130
     except UserError as err:
         if args.debug:
