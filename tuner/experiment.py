@@ -46,7 +46,7 @@ def ensure_ray(opts: RayOptions) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(
+    context = ray.init(
         address=opts.address,
         num_cpus=opts.num_cpus if opts.address is None else None,
         include_dashboard=opts.dashboard,
@@ -54,6 +54,11 @@ def ensure_ray(opts: RayOptions) -> bool:
         log_to_driver=True,
         configure_logging=False,
     )
+    if opts.dashboard and context.dashboard_url:
+        print(
+            f"Ray dashboard: http://{context.dashboard_url} (bound to {opts.dashboard_host})",
+            flush=True,
+        )
     return True
 
 
@@ -179,7 +184,7 @@ def _search_and_finish(
     from ray import tune
 
     from trainable.config import build_config, deep_merge
-    from tuner.adapter import run_trial
+    from tuner.adapter import trial_function
     from tuner.results import write_tables
     from tuner.retrain import retrain_best
     from tuner.searcher import make_searcher
@@ -188,9 +193,7 @@ def _search_and_finish(
     base = spec.base_config()
     data_ref = ray.put(splits)
     trainable = tune.with_resources(
-        tune.with_parameters(
-            run_trial, base=base.to_dict(), data=data_ref, gpu_fraction=spec.resources.gpu
-        ),
+        trial_function(base.to_dict(), data_ref, spec.resources.gpu),
         {"cpu": spec.resources.cpus, "gpu": spec.resources.gpu},
     )
     concurrency = spec.max_concurrent_trials or max(
