@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,7 +70,7 @@ def main() -> None:
     cfg = load_config(args.config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model_args = (cfg.model.name, cfg.model.width, cfg.model.depth, cfg.model.dropout)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for dtype in (torch.float32, torch.bfloat16):
         for cl in (False, True):
             rate = step_rate(model_args, dtype, cl, args.batch_size, args.steps, device)

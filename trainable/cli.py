@@ -99,7 +99,8 @@ def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainC
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainable.engine import evaluate, train
+    from trainable.engine import train
+    from trainable.evaluation import evaluate
 
     out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
     resume_from = None
@@ -159,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainable import checkpoint
     from trainable.data import load_splits
-    from trainable.engine import evaluate
+    from trainable.evaluation import evaluate
 
     state = checkpoint.load(args.checkpoint)
     config = _config(state["config"], args.overrides, args.data_root)

@@ -1,4 +1,4 @@
-"""Training and evaluation. Knows nothing about Ray: `train(config, out_dir, report=...)`.
+"""Training. Knows nothing about Ray: `train(config, out_dir, report=...)`.
 
 Per epoch: train with AdamW + OneCycleLR (stepped per batch) under autocast, evaluate on the
 validation split, write `last/checkpoint.pt` (always) and `best/checkpoint.pt` (on improvement
@@ -23,8 +23,9 @@ from trainable import checkpoint
 from trainable.config import TrainConfig
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.errors import UserError
+from trainable.evaluation import eval_batches, loss_acc, predict_confusion
 from trainable.loaders import DeviceLoader, channel_stats, epoch_seed, make_dataloader
-from trainable.metrics import confusion_matrix, summarize, write_metrics
+from trainable.metrics import summarize, write_metrics
 from trainable.models import build_model
 from trainable.runtime import Runtime, backend_flags, resolve
 
@@ -181,7 +182,7 @@ def _fit(
                 f"non-finite training loss in epoch {epoch}; lower optimizer.lr",
             )
             break
-        val_loss, val_acc = _loss_acc(step_model, val_batches, rt, fmt)
+        val_loss, val_acc = loss_acc(step_model, val_batches, rt, fmt)
         metrics = {
             "epoch": float(epoch),
             "train_loss": loss,
@@ -269,14 +270,6 @@ def _train_batches(
     return dl, set_epoch
 
 
-def eval_batches(
-    config: TrainConfig, data: ArrayDataset, rt: Runtime, mean: list[float], std: list[float]
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    if config.loader.kind == "device":
-        return DeviceLoader(data, config.eval_batch_size, rt.device, mean, std, train=False)
-    return make_dataloader(data, config.eval_batch_size, mean, std, config.loader, train=False)
-
-
 def _train_epoch(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -312,68 +305,3 @@ def _train_epoch(
         [loss_sum, correct.float(), finite.float()]
     ).tolist()
     return loss_total / n, correct_total / n, bool(all_finite), n
-
-
-@torch.no_grad()
-def _loss_acc(
-    model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    rt: Runtime,
-    fmt: torch.memory_format,
-) -> tuple[float, float]:
-    """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs."""
-    model.eval()
-    loss_sum = torch.zeros((), device=rt.device)
-    correct = torch.zeros((), device=rt.device, dtype=torch.long)
-    n = 0
-    for x, y in batches:
-        x = x.to(rt.device, non_blocking=True, memory_format=fmt)
-        y = y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        n += y.numel()
-    loss_total, correct_total = torch.stack([loss_sum, correct.float()]).tolist()
-    return loss_total / n, correct_total / n
-
-
-@torch.no_grad()
-def predict_confusion(
-    model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    rt: Runtime,
-    fmt: torch.memory_format,
-    num_classes: int,
-) -> torch.Tensor:
-    model.eval()
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=rt.device)
-    for x, y in batches:
-        x = x.to(rt.device, non_blocking=True, memory_format=fmt)
-        y = y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            preds = model(x).argmax(1)
-        cm += confusion_matrix(y, preds, num_classes)
-    return cm.cpu()
-
-
-def evaluate(
-    state: dict[str, Any],
-    config: TrainConfig,
-    data: ArrayDataset,
-    out_dir: Path | None = None,
-    title: str = "",
-) -> dict[str, Any]:
-    """Evaluate a loaded checkpoint on `data`; write metrics files to `out_dir` when given."""
-    rt = resolve(config)
-    classes = list(state["classes"])
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    m = config.model
-    net = build_model(m.name, len(classes), m.width, m.depth, m.dropout)
-    net.load_state_dict(state["model"])
-    net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
-    batches = eval_batches(config, data, rt, state["norm"]["mean"], state["norm"]["std"])
-    summary = summarize(predict_confusion(net, batches, rt, fmt, len(classes)), classes)
-    if out_dir is not None:
-        write_metrics(summary, out_dir, title)
-    return summary

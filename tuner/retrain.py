@@ -20,7 +20,8 @@ import yaml
 from trainable import checkpoint
 from trainable.config import TrainConfig, build_config
 from trainable.data import Splits
-from trainable.engine import evaluate, train
+from trainable.engine import train
+from trainable.evaluation import evaluate
 from trainable.metrics import write_metrics
 
 BEST_DIR = "best"
