@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from trainable.runtime import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -30,7 +32,7 @@ def environment() -> dict[str, Any]:
     except OSError:
         commit = ""
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

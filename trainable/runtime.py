@@ -69,13 +69,24 @@ def _auto_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
-def cpu_has_native_bf16() -> bool:
+def _cpuinfo_field(name: str) -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
+            line = next((ln for ln in fh if ln.startswith(name)), "")
     except OSError:
-        return False
-    return "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
+        return ""
+    return line.partition(":")[2].strip()
+
+
+def cpu_has_native_bf16() -> bool:
+    flags = _cpuinfo_field("flags").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_model() -> str:
+    import platform
+
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ import yaml
 
 from trainable.data import load_splits
 from trainable.errors import DeviceError, Interrupted, UserError
+from trainable.runtime import cpu_model
 from tuner.spec import SearchSpec, validate_spec
 
 SPEC_FILE = "search_space.yaml"
@@ -114,7 +115,7 @@ def manifest(spec_raw: dict[str, Any], provenance: str, results_dir: Path) -> di
         "git_commit": commit.stdout.strip() or None,
         "hardware": {
             "driver_host": platform.node(),
-            "driver_cpu": platform.processor() or platform.machine(),
+            "driver_cpu": cpu_model(),
             "cluster_resources": {
                 k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")
             },
