@@ -117,6 +117,8 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(1024, ge=1, le=65536)
     epochs: int = Field(15, ge=1, le=10000)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    # Evaluate on each image and its mirror, averaging logits (validation and test alike).
+    tta_hflip: bool = False
     # auto: bf16 where the hardware has it (Ampere+ GPUs, AVX512-BF16/AMX CPUs); fp16 with a
     # GradScaler on older GPUs; fp32 on other CPUs, where bf16 is emulated and slow.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"

@@ -182,7 +182,7 @@ def _fit(
                 f"non-finite training loss in epoch {epoch}; lower optimizer.lr",
             )
             break
-        val_loss, val_acc = loss_acc(step_model, val_batches, rt, fmt)
+        val_loss, val_acc = loss_acc(step_model, val_batches, rt, fmt, config.tta_hflip)
         metrics = {
             "epoch": float(epoch),
             "train_loss": loss,
@@ -225,7 +225,7 @@ def _fit(
     if result.best_checkpoint.exists():
         best = checkpoint.load(result.best_checkpoint, map_location=rt.device)
         net.load_state_dict(best["model"])
-        cm = predict_confusion(net, val_batches, rt, fmt, len(splits.classes))
+        cm = predict_confusion(net, val_batches, rt, fmt, len(splits.classes), config.tta_hflip)
         result.val_metrics = summarize(cm, splits.classes)
         write_metrics(
             result.val_metrics,

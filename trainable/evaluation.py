@@ -26,11 +26,22 @@ def eval_batches(
 
 
 @torch.no_grad()
+def logits_of(model: nn.Module, x: torch.Tensor, rt: Runtime, tta_hflip: bool) -> torch.Tensor:
+    """Logits in fp32; with `tta_hflip`, the mean of the image's and its mirror's logits."""
+    with rt.autocast():
+        logits = model(x).float()
+        if tta_hflip:
+            logits = (logits + model(x.flip(3)).float()) / 2
+    return logits
+
+
+@torch.no_grad()
 def loss_acc(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     rt: Runtime,
     fmt: torch.memory_format,
+    tta_hflip: bool = False,
 ) -> tuple[float, float]:
     """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs."""
     model.eval()
@@ -40,9 +51,8 @@ def loss_acc(
     for x, y in batches:
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        logits = logits_of(model, x, rt, tta_hflip)
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         n += y.numel()
     loss_total, correct_total = torch.stack([loss_sum, correct.float()]).tolist()
@@ -56,14 +66,14 @@ def predict_confusion(
     rt: Runtime,
     fmt: torch.memory_format,
     num_classes: int,
+    tta_hflip: bool = False,
 ) -> torch.Tensor:
     model.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=rt.device)
     for x, y in batches:
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            preds = model(x).argmax(1)
+        preds = logits_of(model, x, rt, tta_hflip).argmax(1)
         cm += confusion_matrix(y, preds, num_classes)
     return cm.cpu()
 
@@ -84,7 +94,8 @@ def evaluate(
     net.load_state_dict(state["model"])
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     batches = eval_batches(config, data, rt, state["norm"]["mean"], state["norm"]["std"])
-    summary = summarize(predict_confusion(net, batches, rt, fmt, len(classes)), classes)
+    cm = predict_confusion(net, batches, rt, fmt, len(classes), config.tta_hflip)
+    summary = summarize(cm, classes)
     if out_dir is not None:
         write_metrics(summary, out_dir, title)
     return summary

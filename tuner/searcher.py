@@ -4,13 +4,14 @@ Ray's `OptunaSearch` tells Optuna that every trial Tune ends without an error is
 with its last value as if final. A trial that ASHA cut at epoch 2 then looks to TPE like a
 finished trial with a poor score, which biases the model of the space. The trainer marks the
 epoch after which it ends by its own rules with `final=1`; a trial that ended without such a
-report was cut short, so we tell Optuna it was PRUNED. Its intermediate values are already in
-the study (Ray reports every epoch), and Optuna keeps the last one as the pruned value.
+report was cut short, so we tell Optuna it was PRUNED, with every epoch's value recorded as an
+intermediate value (Optuna keeps the last one as the pruned trial's value).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ class PruneAwareOptunaSearch(OptunaSearch):
             super().on_trial_complete(trial_id, result, error)
             return
         ot_trial, study = self._ot_trials[trial_id], self._ot_study
+        # Tune skips on_trial_result for the result on which the scheduler stops a trial, so
+        # the epoch it was cut at reaches us only here: record it as an intermediate value.
+        value, step = result.get(self.metric), result.get("training_iteration")  # type: ignore[union-attr]
+        if value is not None and step is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a step reported already is kept as it was
+                ot_trial.report(value, step)
         try:
             study.tell(ot_trial, state=TrialState.PRUNED)  # type: ignore[attr-defined]
         except Exception as exc:  # same tolerance as the parent (e.g. NaN values)

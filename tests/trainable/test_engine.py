@@ -153,3 +153,20 @@ def test_cuda_requested_without_gpu_is_a_clear_error(
     with pytest.raises(DeviceError, match=r"no CUDA GPU is visible.*device: auto"):
         train(tiny_config(device="cuda"), tmp_path)
     assert not tmp_path.joinpath("config.yaml").exists()
+
+
+def test_flip_tta_is_mirror_invariant() -> None:
+    from trainable.evaluation import logits_of
+    from trainable.models import build_model
+    from trainable.runtime import Runtime
+
+    torch.manual_seed(0)
+    net = build_model("smallnet", 5, 4, 2, 0.0).eval()
+    rt = Runtime(torch.device("cpu"), torch.float32)
+    x = torch.randn(3, 3, 16, 16)
+    plain, mirrored = logits_of(net, x, rt, False), logits_of(net, x.flip(3), rt, False)
+    assert not torch.allclose(plain, mirrored)  # the model itself is not mirror-invariant
+    assert torch.allclose(
+        logits_of(net, x, rt, True), logits_of(net, x.flip(3), rt, True), atol=1e-5
+    )
+    assert torch.allclose(logits_of(net, x, rt, True), (plain + mirrored) / 2, atol=1e-6)

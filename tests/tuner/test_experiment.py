@@ -36,11 +36,11 @@ def finished(
 def test_asha_pruned_trials_are_pruned_in_optuna(finished: tuple[Path, dict[str, Any]]) -> None:
     results_dir, outcome = finished
     summary = pd.read_csv(results_dir / "summary.csv")
-    assert len(summary) == 6
+    assert len(summary) == 8
     pruned = summary[summary["status"] == "pruned"]
     completed = summary[summary["status"] == "completed"]
     assert len(pruned) >= 1 and len(completed) >= 1
-    assert (pruned["epochs"] < 4).all() and (completed["epochs"] == 4).all()
+    assert (pruned["epochs"] < 3).all() and (completed["epochs"] == 3).all()
 
     study = load_study(results_dir, "tiny")
     states = [t.state for t in study.trials]
@@ -74,7 +74,7 @@ def test_trials_parquet_has_every_epoch_once_with_config(
 def test_ray_reads_its_own_experiment_folder(finished: tuple[Path, dict[str, Any]]) -> None:
     results_dir, _ = finished
     analysis = ExperimentAnalysis(str(results_dir))
-    assert len(analysis.trials) == 6
+    assert len(analysis.trials) == 8
 
 
 def test_best_config_is_retrained_tested_and_exported(
@@ -93,7 +93,7 @@ def test_best_config_is_retrained_tested_and_exported(
     assert manifest["data_provenance"].startswith("synthetic")
 
     best = yaml.safe_load((results_dir / "best_config.yaml").read_text())
-    assert best["epochs"] == 4
+    assert best["epochs"] == 3
     proc = subprocess.run(
         [
             sys.executable,

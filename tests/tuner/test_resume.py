@@ -35,7 +35,7 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) ->
         **raw["base"],
         "dataset": {**raw["base"]["dataset"], "synthetic_train_size": 3000},
     }
-    raw["scheduler"] = {"kind": "fifo", "max_t": 3}
+    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 3}
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
     results_dir = tmp_path / "interrupted"
