@@ -8,8 +8,9 @@ images/s, median of `--repeats` passes after a warm-up pass. Pipelines:
   dataloader      torch DataLoader, tensor transforms (torchvision v2) in worker processes
   dataloader-pil  the classic recipe: PIL images, RandomCrop/RandomHorizontalFlip/ToTensor/
                   Normalize per sample in worker processes
-End to end: the real trainer (`trainable.train`) on a subset with the default model, images/s
-of the last epoch (the first carries warm-up), for `device` and `dataloader`.
+End to end: the real trainer (`trainable.train`) on a subset with the default model, for
+`device` and `dataloader`, runs alternating; images/s is the median over all epochs except each
+run's first (warm-up).
 Prints a table with ratios against `device` and writes bench/results/loader.json.
 """
 
@@ -85,6 +86,10 @@ def main() -> None:
     p.add_argument(
         "--e2e-images", type=int, default=5120, help="training images per end-to-end epoch"
     )
+    p.add_argument(
+        "--e2e-epochs", type=int, default=3, help="epochs per end-to-end run (first is warm-up)"
+    )
+    p.add_argument("--e2e-repeats", type=int, default=2, help="alternating runs per pipeline")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
@@ -123,35 +128,46 @@ def main() -> None:
         rows.append({"measure": "loader only", "pipeline": name, "images_per_s": rate})
         print(f"loader only  {name:15s} {rate:10.0f} img/s", flush=True)
 
+    # End to end is noisy on a shared VM: alternate the pipelines, several epochs each, and
+    # take the median of all epochs but each run's first (warm-up).
     base = load_config(args.config)
-    for kind in ("device", "dataloader"):
-        cfg = build_config(
-            base.to_dict(),
-            [
-                f"loader.kind={kind}",
-                f"loader.num_workers={args.workers}",
-                "epochs=2",
-                f"dataset.train_subset={args.e2e_images}",
-                "dataset.val_subset=500",
-            ]
-            + (
-                [f"dataset.root={args.data_root}"]
-                if args.data_root
-                else ["dataset.name=synthetic", "dataset.synthetic_train_size=50000"]
-            ),
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train(cfg, tmp, report=lambda *_: None, data=None)
-        rate = result.history[-1]["images_per_s"]
+    e2e: dict[str, list[float]] = {"device": [], "dataloader": []}
+    data_sets = (
+        [f"dataset.root={args.data_root}"]
+        if args.data_root
+        else ["dataset.name=synthetic", "dataset.synthetic_train_size=50000"]
+    )
+    for _ in range(args.e2e_repeats):
+        for kind in e2e:
+            cfg = build_config(
+                base.to_dict(),
+                [
+                    f"loader.kind={kind}",
+                    f"loader.num_workers={args.workers}",
+                    f"epochs={args.e2e_epochs}",
+                    f"dataset.train_subset={args.e2e_images}",
+                    "dataset.val_subset=500",
+                    *data_sets,
+                ],
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train(cfg, tmp, report=lambda *_: None)
+            e2e[kind] += [h["images_per_s"] for h in result.history[1:]]
+    for kind, rates in e2e.items():
+        rate = statistics.median(rates)
         rows.append(
             {
                 "measure": "end to end",
                 "pipeline": kind,
                 "images_per_s": rate,
-                "model": f"{cfg.model.name} w{cfg.model.width}",
+                "epochs_measured": len(rates),
+                "model": f"{base.model.name} w{base.model.width}",
             }
         )
-        print(f"end to end   {kind:15s} {rate:10.0f} img/s", flush=True)
+        print(
+            f"end to end   {kind:15s} {rate:10.0f} img/s (median of {len(rates)} epochs)",
+            flush=True,
+        )
 
     print("\n| measure | pipeline | images/s | device ÷ this |\n|---|---|---|---|")
     for row in rows:
