@@ -92,6 +92,7 @@ def main() -> None:
     p.add_argument("--e2e-repeats", type=int, default=2, help="alternating runs per pipeline")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    env = environment()  # before the run: the commit that is measured
 
     dataset = (
         {"name": "cifar10", "root": args.data_root}
@@ -185,7 +186,7 @@ def main() -> None:
         "workers": args.workers,
         "repeats": args.repeats,
         "e2e_images_per_epoch": args.e2e_images,
-        "environment": environment(),
+        "environment": env,
         "rows": rows,
     }
     print(f"-> {write_json('loader', payload, args.json)}")

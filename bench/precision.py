@@ -67,6 +67,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    env = environment()  # before the run: the commit that is measured
     cfg = load_config(args.config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model_args = (cfg.model.name, cfg.model.width, cfg.model.depth, cfg.model.dropout)
@@ -95,7 +96,7 @@ def main() -> None:
         "model": f"{cfg.model.name} width {cfg.model.width} depth {cfg.model.depth}",
         "batch_size": args.batch_size,
         "steps": args.steps,
-        "environment": environment(),
+        "environment": env,
         "rows": rows,
     }
     print(f"-> {write_json('precision', payload, args.json)}")

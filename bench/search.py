@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    env = environment()  # before the run: the commit that is measured
     raw = deep_merge(read_yaml(args.spec), parse_overrides(args.overrides))
     if args.data_root:
         raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
@@ -106,7 +107,7 @@ def main() -> None:
         "spec": str(args.spec),
         "overrides": args.overrides,
         "data": data,
-        "environment": environment(),
+        "environment": env,
         "rows": rows,
         "ratios": ratios,
         "results_storage": storage,
