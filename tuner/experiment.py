@@ -7,12 +7,14 @@ Results folder `<storage_path>/<name>/` is Ray Tune's own experiment directory (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -61,6 +63,19 @@ def ensure_ray(opts: RayOptions) -> bool:
             flush=True,
         )
     return True
+
+
+@contextlib.contextmanager
+def ray_session(opts: RayOptions) -> Iterator[None]:
+    """Ray for the duration of a command; shut down only if this command started it."""
+    started = ensure_ray(opts)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def check_resources(spec: SearchSpec) -> None:
@@ -141,8 +156,7 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
             f"'python -m tuner resume {results_dir}', or change 'name' or --storage-path"
         )
     base = spec.base_config()
-    started = ensure_ray(opts)
-    try:
+    with ray_session(opts):
         check_resources(spec)
         splits = load_splits(base.dataset)  # decoded once here, shared through the object store
         results_dir.mkdir(parents=True)
@@ -151,11 +165,6 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
             json.dumps(manifest(spec_raw, splits.provenance, results_dir), indent=2)
         )
         return _search_and_finish(spec, results_dir, splits, restore=False)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
 
 def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
@@ -166,16 +175,10 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
         )
     spec_raw = yaml.safe_load(spec_file.read_text())
     spec = validate_spec(spec_raw, str(spec_file))
-    started = ensure_ray(opts)
-    try:
+    with ray_session(opts):
         check_resources(spec)
         splits = load_splits(spec.base_config().dataset)
         return _search_and_finish(spec, results_dir, splits, restore=True)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
 
 def _search_and_finish(
