@@ -22,6 +22,16 @@ from trainable.engine import train
 from tuner.spec import trial_overrides
 
 
+def cap_gpu_memory(gpu_fraction: float) -> None:
+    """With a fraction f of a GPU, cap this process's CUDA memory to f of the card, so one
+    greedy trial cannot starve the others packed on it. No-op on CPU or whole GPUs."""
+    if 0 < gpu_fraction < 1:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(gpu_fraction, 0)
+
+
 def trial_function(
     base: dict[str, Any], data_ref: ray.ObjectRef, gpu_fraction: float
 ) -> Callable[[dict[str, Any]], None]:
@@ -30,11 +40,7 @@ def trial_function(
     def run_trial(trial_params: dict[str, Any]) -> None:
         config = build_config(deep_merge(base, trial_overrides(trial_params)))
         data: Splits = ray.get(data_ref)  # zero-copy view of the driver's arrays on this node
-        if 0 < gpu_fraction < 1:
-            import torch
-
-            if torch.cuda.is_available():  # cap memory: one greedy trial cannot starve the rest
-                torch.cuda.set_per_process_memory_fraction(gpu_fraction, 0)
+        cap_gpu_memory(gpu_fraction)
         # A fresh folder per attempt: a retried trial resumes from Tune's checkpoint instead.
         out = Path(tempfile.mkdtemp(prefix="attempt-", dir=tune.get_context().get_trial_dir()))
 

@@ -21,8 +21,10 @@ from trainable import checkpoint
 from trainable.config import TrainConfig, build_config
 from trainable.data import Splits
 from trainable.engine import train
+from trainable.errors import UserError
 from trainable.evaluation import evaluate
 from trainable.metrics import write_metrics
+from tuner.adapter import cap_gpu_memory
 
 BEST_DIR = "best"
 BEST_CONFIG = "best_config.yaml"
@@ -32,11 +34,7 @@ def _retrain_one(
     config_dict: dict[str, Any], out_dir: str, data: Splits, gpu_fraction: float
 ) -> dict[str, Any]:
     config = build_config(config_dict)
-    if 0 < gpu_fraction < 1:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.set_per_process_memory_fraction(gpu_fraction, 0)
+    cap_gpu_memory(gpu_fraction)
     out = Path(out_dir)
     result = train(config, out, report=lambda m, _d: None, data=data)
     if not result.best_checkpoint.exists():
@@ -119,8 +117,6 @@ def export_config(config: TrainConfig, results_dir: Path, fmt: str = "yaml") -> 
 def load_best_config(results_dir: Path) -> TrainConfig:
     path = results_dir / BEST_DIR / "config.yaml"
     if not path.is_file():
-        from trainable.errors import UserError
-
         raise UserError(
             f"{results_dir} has no {BEST_DIR}/config.yaml yet; finish the search first (python -m tuner resume {results_dir})"
         )
