@@ -101,3 +101,62 @@ def resnet18(num_classes: int, width: int, depth: int, dropout: float) -> nn.Mod
     net.maxpool = nn.Identity()
     net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(512, num_classes))
     return net
+
+
+class Scale(nn.Module):
+    """Multiplies by a constant: airbench's logit scale, kept out of the weights."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+def conv_pool_bn(c_in: int, c_out: int, convs: int) -> nn.Sequential:
+    """conv, max-pool, BN, GELU, then `convs - 1` x (conv, BN, GELU), all at c_out channels.
+
+    Pooling right after the first conv (before BN) is airbench's order: the BN and the
+    following convs run at a quarter of the pixels, and BN sees the pooled statistics.
+    """
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(c_out),
+        nn.GELU(),
+    ]
+    for _ in range(convs - 1):
+        layers += [nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+        layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+@register("fastnet")
+def fastnet(num_classes: int, width: int, depth: int, dropout: float) -> nn.Module:
+    """An airbench94-like net (Jordan, 2024), sized for GPU speed; width 64, depth 2 = its layout.
+
+    Stem conv to `width // 2` channels, then three (conv, pool, BN, GELU) blocks of
+    `width`, `4*width`, `4*width` channels (64/256/256 at width 64, ~2.0M parameters, ~0.3
+    GFLOP per 32x32 image forward) with `depth` convs each, a global max-pool head and a bias-free
+    linear classifier whose logits are scaled by 1/9: small logits at initialisation, as in
+    airbench. Differences from airbench: a learned 3x3 stem instead of its fixed whitening
+    layer, and padded convs so any input size of 8 pixels or more works.
+    """
+    stem = max(width // 2, 1)
+    return nn.Sequential(
+        nn.Conv2d(3, stem, 3, padding=1, bias=False),
+        nn.BatchNorm2d(stem),
+        nn.GELU(),
+        conv_pool_bn(stem, width, depth),
+        conv_pool_bn(width, 4 * width, depth),
+        conv_pool_bn(4 * width, 4 * width, depth),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(4 * width, num_classes, bias=False),
+        Scale(1 / 9),
+    )
