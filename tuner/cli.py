@@ -1,4 +1,4 @@
-"""`python -m tuner run|validate|resume|export`: hyperparameter search on Ray Tune."""
+"""`python -m tuner run|validate|resume|export|report|list|show`: hyperparameter search on Ray Tune."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ EXAMPLES = {
     "validate": "examples:\n  python -m tuner validate search_spaces/default.yaml\n",
     "resume": "examples:\n  python -m tuner resume results/cifar10-quick\n",
     "export": "examples:\n  python -m tuner export results/cifar10-quick --format json\n",
+    "report": """examples:
+  python -m tuner report results/cifar10-quick      # writes results/cifar10-quick/report/
+  python -m tuner report results/20260101-120000/cifar10-default --top 20
+""",
+    "list": """examples:
+  python -m tuner list                 # experiments under results/
+  python -m tuner list /shared/results
+""",
+    "show": "examples:\n  python -m tuner show results/cifar10-quick\n",
 }
 
 
@@ -71,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     e = add("export", "write the best config again (best_config.yaml or .json)")
     e.add_argument("results_dir", type=Path)
     e.add_argument("--format", choices=("yaml", "json"), default="yaml")
+
+    rp = add("report", "write an HTML report with plots of a finished search (RESULTS_DIR/report/)")
+    rp.add_argument("results_dir", type=Path)
+    rp.add_argument("--top", type=int, default=10, help="trials in the top-trials table")
+
+    ls = add("list", "list the experiments in a results folder (and one level below)")
+    ls.add_argument("results_root", type=Path, nargs="?", default=Path("results"))
+
+    sh = add("show", "print one experiment's outcome, top trials and best config")
+    sh.add_argument("results_dir", type=Path)
+    sh.add_argument("--top", type=int, default=5, help="trials to show")
     return p
 
 
@@ -93,6 +113,23 @@ def _ray_options(args: argparse.Namespace) -> Any:
     return RayOptions(address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard)
 
 
+def _afterwards(args: argparse.Namespace) -> int:
+    """report, list and show: read a results folder, start nothing."""
+    from tuner import catalog
+
+    if getattr(args, "top", 1) < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    if args.command == "report":
+        from tuner.report import build
+
+        print(f"wrote {build(args.results_dir, top=args.top)}")
+    elif args.command == "list":
+        print(catalog.list_text(args.results_root))
+    else:
+        print(catalog.show_text(args.results_dir, top=args.top))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     results_dir: Path | None = None
@@ -110,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = export_config(load_best_config(args.results_dir), args.results_dir, args.format)
             print(f"wrote {path}")
             return 0
+        if args.command in ("report", "list", "show"):
+            return _afterwards(args)
         from tuner import experiment
 
         if args.command == "run":
