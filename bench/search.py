@@ -25,6 +25,7 @@ from common import environment, write_json
 
 from trainable.config import deep_merge, parse_overrides, read_yaml
 from tuner import experiment
+from tuner.cluster import RayOptions
 from tuner.spec import validate_spec
 
 
@@ -57,7 +58,7 @@ def main() -> None:
                 },
             )
             spec = validate_spec(spec_raw)
-            outcome = experiment.run(spec, spec_raw, experiment.RayOptions())
+            outcome = experiment.run(spec, spec_raw, RayOptions())
             trials = pd.read_parquet(experiment.results_dir_for(spec) / "trials.parquet")
             concurrency = spec.max_concurrent_trials or 1
             ideal_s = trials["epoch_s"].sum() / concurrency

@@ -4,10 +4,14 @@ Per epoch the trainer's report callback becomes `tune.report(metrics, checkpoint
 restarted by `FailureConfig` or `Tuner.restore` resumes from `tune.get_checkpoint()`. The
 dataset arrives as an object-store reference: decoded once by the driver, `ray.put` once, and
 read zero-copy by every trial on a node (and by the retraining tasks, from the same object).
+A trial whose loss diverges reports that (`diverged=1`, NaN metrics, the reason) and ends: it is
+not an error, so Tune does not retry it, and Optuna is told the trial failed.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,39 +23,52 @@ from ray import tune
 from trainable.config import build_config, deep_merge
 from trainable.data import Splits
 from trainable.engine import train
+from tuner.limits import cap_gpu_memory, cap_host_memory, is_out_of_memory, out_of_memory
 from tuner.spec import trial_overrides
 
 
-def cap_gpu_memory(gpu_fraction: float) -> None:
-    """With a fraction f of a GPU, cap this process's CUDA memory to f of the card, so one
-    greedy trial cannot starve the others packed on it. No-op on CPU or whole GPUs."""
-    if 0 < gpu_fraction < 1:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.set_per_process_memory_fraction(gpu_fraction, 0)
-
-
 def trial_function(
-    base: dict[str, Any], data_ref: ray.ObjectRef, gpu_fraction: float
+    base: dict[str, Any], data_ref: ray.ObjectRef, gpu_fraction: float, memory_mb: int | None
 ) -> Callable[[dict[str, Any]], None]:
     """The trainable Tune runs: `run_trial(sampled_params)`, closing over the shared data."""
 
     def run_trial(trial_params: dict[str, Any]) -> None:
+        # Ray logs a line per checkpoint, i.e. per epoch per trial: too much for the terminal.
+        logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
         config = build_config(deep_merge(base, trial_overrides(trial_params)))
         data: Splits = ray.get(data_ref)  # zero-copy view of the driver's arrays on this node
         cap_gpu_memory(gpu_fraction)
+        cap_host_memory(memory_mb)
         # A fresh folder per attempt: a retried trial resumes from Tune's checkpoint instead.
         out = Path(tempfile.mkdtemp(prefix="attempt-", dir=tune.get_context().get_trial_dir()))
 
         def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            train(config, out, report=report, data=data)
-            return
-        with checkpoint.as_directory() as restored:
-            train(config, out, report=report, data=data, resume_from=Path(restored))
+        try:
+            checkpoint = tune.get_checkpoint()
+            if checkpoint is None:
+                result = train(config, out, report=report, data=data)
+            else:
+                with checkpoint.as_directory() as restored:
+                    result = train(
+                        config, out, report=report, data=data, resume_from=Path(restored)
+                    )
+        except Exception as err:
+            if is_out_of_memory(err):
+                raise out_of_memory(err, memory_mb, gpu_fraction) from None
+            raise
+        if result.status == "diverged":
+            nan = math.nan
+            tune.report(
+                {
+                    "epoch": float(result.epochs_run + 1),
+                    "val_loss": nan,
+                    "val_acc": nan,
+                    "diverged": 1.0,
+                    "final": 0.0,
+                    "reason": result.reason,
+                }
+            )
 
     return run_trial

@@ -7,102 +7,33 @@ Results folder `<storage_path>/<name>/` is Ray Tune's own experiment directory (
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import pickletools
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainable.config import read_yaml
 from trainable.data import load_splits
-from trainable.errors import DeviceError, Interrupted, UserError
+from trainable.errors import Interrupted, UserError
 from trainable.runtime import cpu_model
+from tuner.cluster import RayOptions, check_resources, check_shared_storage, ray_session
+from tuner.progress import live_table, summary_line
 from tuner.spec import SearchSpec, validate_spec
 
 SPEC_FILE = "search_space.yaml"
 MANIFEST_FILE = "manifest.json"
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    address: str | None = None  # None: start Ray in this process
-    num_cpus: int | None = None  # local only; default all cores
-    dashboard: bool = False
-    dashboard_host: str = "127.0.0.1"
-
-
 def results_dir_for(spec: SearchSpec) -> Path:
     return (Path(spec.storage_path).expanduser() / spec.name).resolve()
-
-
-def ensure_ray(opts: RayOptions) -> bool:
-    """Start (or join) Ray unless already connected; True when this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    context = ray.init(
-        address=opts.address,
-        num_cpus=opts.num_cpus if opts.address is None else None,
-        include_dashboard=opts.dashboard,
-        dashboard_host=opts.dashboard_host,
-        log_to_driver=True,
-        configure_logging=False,
-    )
-    if opts.dashboard and context.dashboard_url:
-        print(
-            f"Ray dashboard: http://{context.dashboard_url} (bound to {opts.dashboard_host})",
-            flush=True,
-        )
-    return True
-
-
-@contextlib.contextmanager
-def ray_session(opts: RayOptions) -> Iterator[None]:
-    """Ray for the duration of a command; shut down only if this command started it."""
-    started = ensure_ray(opts)
-    try:
-        yield
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
-
-
-def check_resources(spec: SearchSpec) -> None:
-    """Refuse requests the cluster can never satisfy: Ray itself only warns and waits forever."""
-    import ray
-
-    total = ray.cluster_resources()
-    if spec.resources.gpu > 0 and total.get("GPU", 0) == 0:
-        raise DeviceError(
-            f"each trial asks for {spec.resources.gpu} GPU but this Ray cluster has none; "
-            "run search_spaces/quick.yaml, or pass --cpu to run this search on CPUs"
-        )
-    per_node_cpus = max(
-        (n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0
-    )
-    if spec.resources.cpus > per_node_cpus:
-        raise DeviceError(
-            f"each trial asks for resources.cpus={spec.resources.cpus} but the largest node has "
-            f"{per_node_cpus:g} CPUs; lower resources.cpus"
-        )
-    per_node_gpus = max(
-        (n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]), default=0
-    )
-    if spec.resources.gpu > per_node_gpus:
-        raise DeviceError(
-            f"each trial asks for {spec.resources.gpu} GPUs but the largest node has {per_node_gpus:g}; lower resources.gpu"
-        )
 
 
 def manifest(spec_raw: dict[str, Any], provenance: str, results_dir: Path) -> dict[str, Any]:
@@ -145,7 +76,14 @@ def _update_manifest(results_dir: Path, **fields: Any) -> None:
     path = results_dir / MANIFEST_FILE
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(fields)
-    path.write_text(json.dumps(data, indent=2, default=str))
+    _write_atomic(path, json.dumps(data, indent=2, default=str))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """A reader (or a kill) never sees half a file: write beside it, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[str, Any]:
@@ -158,11 +96,13 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
     base = spec.base_config()
     with ray_session(opts):
         check_resources(spec)
+        check_shared_storage(results_dir.parent)
         splits = load_splits(base.dataset)  # decoded once here, shared through the object store
         results_dir.mkdir(parents=True)
-        (results_dir / SPEC_FILE).write_text(yaml.safe_dump(spec_raw, sort_keys=False))
-        (results_dir / MANIFEST_FILE).write_text(
-            json.dumps(manifest(spec_raw, splits.provenance, results_dir), indent=2)
+        _write_atomic(results_dir / SPEC_FILE, yaml.safe_dump(spec_raw, sort_keys=False))
+        _write_atomic(
+            results_dir / MANIFEST_FILE,
+            json.dumps(manifest(spec_raw, splits.provenance, results_dir), indent=2),
         )
         return _search_and_finish(spec, results_dir, splits, restore=False)
 
@@ -173,12 +113,48 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
         raise UserError(
             f"{results_dir} is not a search results folder (no {SPEC_FILE}); pass the folder 'tuner run' created"
         )
-    spec_raw = yaml.safe_load(spec_file.read_text())
+    spec_raw = read_yaml(spec_file)
+    if not isinstance(spec_raw, dict):
+        raise UserError(f"{spec_file} is not a search-space mapping; the folder is damaged")
     spec = validate_spec(spec_raw, str(spec_file))
+    check_tune_state(results_dir)
     with ray_session(opts):
         check_resources(spec)
+        check_shared_storage(results_dir.parent)
         splits = load_splits(spec.base_config().dataset)
         return _search_and_finish(spec, results_dir, splits, restore=True)
+
+
+def check_tune_state(results_dir: Path) -> None:
+    """Ray Tune's own state files, read before Ray starts, so that a truncated one (a kill
+    during a write, a full disk) is a one-line error naming it rather than a traceback."""
+    tuner_pkl = results_dir / "tuner.pkl"
+    if not tuner_pkl.is_file():
+        raise UserError(
+            f"{results_dir} holds no Ray Tune experiment state (no tuner.pkl); start a new run"
+        )
+    try:
+        # Walk the pickle's opcodes to its STOP without executing any of them: catches an empty
+        # or cut-off file, and runs nothing from it (Tuner.restore unpickles it later).
+        for _ in pickletools.genops(tuner_pkl.read_bytes()):
+            pass
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{tuner_pkl} is empty or corrupt ({type(err).__name__}); this search cannot be "
+            "resumed: its finished trials stay in their folders; start a new run under a new name"
+        ) from err
+    for state in sorted(results_dir.glob("experiment_state-*.json")):
+        try:
+            json.loads(state.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f"{state} is truncated or corrupt ({type(err).__name__}); move it aside to resume "
+                "from the previous state file, or start a new run"
+            ) from err
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial-{trial.trial_id}"
 
 
 def _search_and_finish(
@@ -196,21 +172,23 @@ def _search_and_finish(
 
     base = spec.base_config()
     data_ref = ray.put(splits)
+    res = spec.resources
     trainable = tune.with_resources(
-        trial_function(base.to_dict(), data_ref, spec.resources.gpu),
-        {"cpu": spec.resources.cpus, "gpu": spec.resources.gpu},
+        trial_function(base.to_dict(), data_ref, res.gpu, res.memory_mb),
+        {"cpu": res.cpus, "gpu": res.gpu}
+        | ({"memory": res.memory_mb * 2**20} if res.memory_mb else {}),
     )
     concurrency = spec.max_concurrent_trials or max(
         1, int(ray.cluster_resources().get("CPU", 1) // spec.resources.cpus)
     )
     # A searcher otherwise keeps a single pending trial, so trials would start one at a time.
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(concurrency))
+    # Every epoch checkpoints (so a killed trial loses at most one epoch), which makes Tune
+    # snapshot its state often; on local or shared storage that is cheap, so no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    reporter = live_table(spec)
     t0 = time.perf_counter()
     if restore:
-        if not tune.Tuner.can_restore(str(results_dir)):
-            raise UserError(
-                f"{results_dir} holds no Ray Tune experiment state to resume; start a new run"
-            )
         tuner = tune.Tuner.restore(str(results_dir), trainable=trainable, resume_errored=True)
     else:
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -235,6 +213,8 @@ def _search_and_finish(
                 scheduler=scheduler,
                 num_samples=spec.num_samples,
                 max_concurrent_trials=concurrency,
+                # `trial-<id>`: short, safe on every filesystem, and the id used everywhere else.
+                trial_dirname_creator=_trial_dirname,
                 time_budget_s=spec.time_budget_s,
                 # A finished trial's worker takes the next trial: no new process, no second
                 # torch import, the dataset already mapped. Matters when ASHA ends many
@@ -246,6 +226,7 @@ def _search_and_finish(
                 storage_path=str(results_dir.parent),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                progress_reporter=reporter,
                 verbose=1,
             ),
         )
@@ -260,6 +241,14 @@ def _search_and_finish(
             f"search interrupted; its state is saved: continue with 'python -m tuner resume {results_dir}'"
         )
     rows, summary = write_tables(grid, results_dir, spec.scheduler.metric, spec.scheduler.mode)
+    print(f"\nsearch done: {summary_line(summary, spec.scheduler.metric, search_s)}", flush=True)
+    metric_col = f"best_{spec.scheduler.metric}"
+    if summary.empty or summary[metric_col].isna().all():
+        _update_manifest(results_dir, status="failed")
+        raise UserError(
+            f"no trial reported a finite {spec.scheduler.metric}; the reasons are in "
+            f"{results_dir / 'summary.csv'} (column 'reason')"
+        )
     best = grid.get_best_result(
         spec.scheduler.metric, spec.scheduler.mode, scope="all", filter_nan_and_inf=True
     )
@@ -280,6 +269,7 @@ def _search_and_finish(
     )
     outcome = {
         "status": "finished",
+        "summary": summary_line(summary, spec.scheduler.metric, search_s),
         "search_wall_s": search_s,
         "retrain_wall_s": time.perf_counter() - t1,
         "trials": len(summary),

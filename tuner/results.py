@@ -1,7 +1,9 @@
 """Turning Ray Tune's ResultGrid into tables: every reported row, one row per trial, the best.
 
 Trial status: `completed` (the trainer ended by its own rules: all epochs or its early stop),
-`pruned` (Tune ended it early: ASHA's rung cut or the time budget), `errored`.
+`pruned` (Tune ended it early: ASHA's rung cut or the time budget), `diverged` (its loss became
+NaN/inf; it ended itself), `errored` (an exception, e.g. out of memory, after Tune's retries).
+Each trial's `reason` says why it ended in words.
 
 Best trial: the highest (or lowest, per mode) validation metric a trial reported at any epoch
 (Ray's `scope="all"`). ASHA-stopped trials therefore compete with their early-epoch values;
@@ -27,9 +29,22 @@ def results_of(grid: ResultGrid) -> list[Result]:
 
 
 def trial_status(result: Any) -> str:
+    metrics = result.metrics or {}
     if result.error is not None:
         return "errored"
-    return "completed" if (result.metrics or {}).get("final") else "pruned"
+    if metrics.get("diverged"):
+        return "diverged"
+    return "completed" if metrics.get("final") else "pruned"
+
+
+def trial_reason(result: Any, status: str, epochs: int) -> str:
+    if status == "errored":
+        return str(result.error).strip().splitlines()[-1]
+    if status == "diverged":
+        return str((result.metrics or {}).get("reason", "non-finite loss"))
+    if status == "pruned":
+        return f"stopped by the scheduler after epoch {epochs}"
+    return f"trainer finished after epoch {epochs}"
 
 
 def trial_rows(grid: ResultGrid) -> pd.DataFrame:
@@ -66,14 +81,16 @@ def trial_summary(rows: pd.DataFrame, grid: ResultGrid, metric: str, mode: str) 
         tid = trial_id(result)
         group = rows[rows["trial_id"] == tid] if not rows.empty else rows
         values = group[metric] if len(group) else pd.Series(dtype=float)
+        status = trial_status(result)
+        epochs = int(group["epoch"].max()) if len(group) else 0
         record: dict[str, Any] = {
             "trial_id": tid,
-            "status": trial_status(result),
-            "epochs": int(group["epoch"].max()) if len(group) else 0,
+            "status": status,
+            "epochs": epochs,
             f"best_{metric}": values.max() if mode == "max" else values.min(),
             f"last_{metric}": values.iloc[-1] if len(values) else float("nan"),
             "train_s": float(group["train_s"].sum()) if len(group) else 0.0,
-            "error": str(result.error).strip().splitlines()[-1] if result.error is not None else "",
+            "reason": trial_reason(result, status, epochs),
         }
         record.update({f"config.{k}": v for k, v in (result.config or {}).items()})
         records.append(record)

@@ -24,7 +24,7 @@ from trainable.engine import train
 from trainable.errors import UserError
 from trainable.evaluation import evaluate
 from trainable.metrics import write_metrics
-from tuner.adapter import cap_gpu_memory
+from tuner.limits import cap_gpu_memory
 
 BEST_DIR = "best"
 BEST_CONFIG = "best_config.yaml"

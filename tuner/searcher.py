@@ -30,14 +30,21 @@ class PruneAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        cut_short = bool(result) and not error and not result.get("final")  # type: ignore[union-attr]
-        if not cut_short or trial_id in self._completed_trials:
-            super().on_trial_complete(trial_id, result, error)
+        if trial_id in self._completed_trials:
             return
         ot_trial, study = self._ot_trials[trial_id], self._ot_study
+        # An errored trial (Ray would tell COMPLETE with its last value when it has one) and a
+        # diverged one (NaN loss) are failures for Optuna, not scores: TPE learns nothing false.
+        if error or (result and result.get("diverged")):
+            study.tell(ot_trial, state=TrialState.FAIL)  # type: ignore[attr-defined]
+            self._completed_trials.add(trial_id)
+            return
+        if not result or result.get("final"):
+            super().on_trial_complete(trial_id, result, error)
+            return
         # Tune skips on_trial_result for the result on which the scheduler stops a trial, so
         # the epoch it was cut at reaches us only here: record it as an intermediate value.
-        value, step = result.get(self.metric), result.get("training_iteration")  # type: ignore[union-attr]
+        value, step = result.get(self.metric), result.get("training_iteration")
         if value is not None and step is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a step reported already is kept as it was

@@ -111,6 +111,10 @@ class SchedulerSpec(_Strict):
 class ResourcesSpec(_Strict):
     cpus: float = Field(1.0, gt=0, le=1024)
     gpu: float = Field(0.0, ge=0, le=64)  # a fraction (0.25 = four trials per GPU) or whole GPUs
+    # Per-trial host-memory cap: Ray schedules by it and each trial process may grow by at most
+    # this much, so a trial that blows up fails alone with an out-of-memory error instead of
+    # the kernel's OOM killer taking a neighbour (or the node). None: no cap.
+    memory_mb: int | None = Field(None, ge=64, le=16_777_216)
 
     @model_validator(mode="after")
     def _check(self) -> ResourcesSpec:

@@ -17,6 +17,7 @@ from ray.tune import ExperimentAnalysis
 from tests.tuner.conftest import tiny_spec
 from trainable.errors import DeviceError, UserError
 from tuner import experiment
+from tuner.cluster import RayOptions
 from tuner.searcher import load_study
 from tuner.spec import validate_spec
 
@@ -29,7 +30,7 @@ def finished(
     ray_session: None, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Any]]:
     raw = tiny_spec("tiny", str(tmp_path_factory.mktemp("results")))
-    outcome = experiment.run(validate_spec(raw), raw, experiment.RayOptions())
+    outcome = experiment.run(validate_spec(raw), raw, RayOptions())
     return experiment.results_dir_for(validate_spec(raw)), outcome
 
 
@@ -129,7 +130,7 @@ def test_existing_results_folder_is_refused(finished: tuple[Path, dict[str, Any]
     before = (results_dir / "summary.csv").read_bytes()
     raw = tiny_spec("tiny", str(results_dir.parent))
     with pytest.raises(UserError, match=r"already exists.*python -m tuner resume"):
-        experiment.run(validate_spec(raw), raw, experiment.RayOptions())
+        experiment.run(validate_spec(raw), raw, RayOptions())
     assert (results_dir / "summary.csv").read_bytes() == before
 
 
@@ -144,7 +145,7 @@ def test_gpu_request_without_gpus_fails_fast_and_writes_nothing(
     with pytest.raises(
         DeviceError, match=r"has none; run search_spaces/quick\.yaml, or pass --cpu"
     ):
-        experiment.run(validate_spec(raw), raw, experiment.RayOptions())
+        experiment.run(validate_spec(raw), raw, RayOptions())
     assert not (tmp_path / "gpu").exists()
 
 
