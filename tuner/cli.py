@@ -55,7 +55,16 @@ def _parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
         sp.add_argument(
-            "--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1"
+            "--dashboard",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="start the Ray dashboard with a local Ray (default: on; a cluster has its own)",
+        )
+        sp.add_argument(
+            "--dashboard-host",
+            default="127.0.0.1",
+            help="interface the dashboard listens on (default 127.0.0.1; it can run jobs: "
+            "prefer an SSH tunnel to an open port)",
         )
 
     r = add("run", "run a search from a YAML search-space file")
@@ -108,9 +117,14 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
 
 
 def _ray_options(args: argparse.Namespace) -> Any:
-    from tuner.experiment import RayOptions
+    from tuner.cluster import RayOptions
 
-    return RayOptions(address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard)
+    return RayOptions(
+        address=args.address,
+        num_cpus=args.num_cpus,
+        dashboard=args.dashboard,
+        dashboard_host=args.dashboard_host,
+    )
 
 
 def _afterwards(args: argparse.Namespace) -> int:
@@ -158,12 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             results_dir = args.results_dir.resolve()
             outcome = experiment.resume(results_dir, _ray_options(args))
-        metric = next(k for k in outcome if k.startswith("best_val"))
         print(
-            f"\nsearch finished: {outcome['trials']} trials {outcome['trial_status_counts']}, "
-            f"{metric} {outcome[metric]:.4f}; retrained test accuracy "
-            f"{outcome['test_accuracy_mean']:.2%} ± {outcome['test_accuracy_std']:.2%}\n"
-            f"results: {results_dir}\nproduction training: python -m trainable train --config {results_dir / 'best_config.yaml'}"
+            f"\n{outcome['summary']}\n"
+            f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
+            f"± {outcome['test_accuracy_std']:.2%}\n"
+            f"results: {results_dir}  (report: python -m tuner report {results_dir})\n"
+            f"production training: python -m trainable train --config {results_dir / 'best_config.yaml'}"
         )
         return 0
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
