@@ -186,7 +186,7 @@ def parallel_coordinates(
 def importances(values: Mapping[str, float], method: str, path: Path) -> Path:
     plt = _pyplot()
     keys = list(values)[::-1]  # largest at the top
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(keys) + 1.5))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(keys) + 1.2))
     ax.barh(keys, [values[k] for k in keys], color="tab:green")
     ax.set_xlabel(f"importance ({method}, sums to 1)")
     ax.set_xlim(0, 1)
@@ -209,5 +209,5 @@ def per_class_accuracy(
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     return _save(fig, path)
