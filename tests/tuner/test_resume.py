@@ -41,7 +41,7 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) ->
     results_dir = tmp_path / "interrupted"
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "run", str(spec_file), "--num-cpus", "2"],
+        [sys.executable, "-m", "tuner", "run", str(spec_file), "--num-cpus", "2", "--no-dashboard"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -62,7 +62,7 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) ->
     assert not (results_dir / "best").exists()
 
     done = subprocess.run(
-        [sys.executable, "-m", "tuner", "resume", str(results_dir), "--num-cpus", "2"],
+        [sys.executable, "-m", "tuner", "resume", str(results_dir), "--num-cpus", "2", "--no-dashboard"],
         cwd=REPO,
         capture_output=True,
         text=True,
