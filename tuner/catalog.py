@@ -159,8 +159,10 @@ def overview(exp: Experiment) -> dict[str, str]:
 
 
 def list_text(root: Path) -> str:
+    if not root.exists():
+        raise UserError(f"{root} does not exist; pass the folder your searches store results in")
     if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass the storage_path of your searches")
+        raise UserError(f"{root} is a file; pass the folder your searches store results in")
     found = find_experiments(root)
     if not found:
         return (
