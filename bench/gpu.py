@@ -415,7 +415,7 @@ def print_tables(payload: dict[str, Any]) -> None:
     print("|---|---|---|---|---|")
     print(
         f"| {rates} | {c['copy_gb_per_s']:.3g} | {f['params']:,} | "
-        f"{f['forward_flops_per_image'] / 1e9:.3f} | {f['train_flops_per_image'] / 1e9:.3f} |"
+        f"{f['forward_flops_per_image'] / 1e9:.3g} | {f['train_flops_per_image'] / 1e9:.3g} |"
     )
     target = f"{a['target_acc']:.0%}"
     print(
