@@ -1,9 +1,11 @@
 """Per-trial memory limits, so one greedy trial fails alone instead of starving its neighbours.
 
 GPU: a trial holding a fraction f of a GPU has its CUDA allocator capped to f of the card.
-Host: with `resources.memory_mb`, the trial process's address space may grow by at most that
-much beyond what it holds when the trial starts (RLIMIT_AS, Linux). An allocation past either
-cap raises in the trial that made it; Tune records the error and the search goes on.
+Host: with `resources.memory_mb`, the trial process's private writable memory (heap and
+anonymous mappings: RLIMIT_DATA, Linux; shared libraries and the object store's shared
+memory do not count) may grow by at most that much beyond what it holds when the trial starts.
+An allocation past either cap raises in the trial that made it; Tune records the error and the
+search goes on.
 """
 
 from __future__ import annotations
@@ -29,30 +31,30 @@ def cap_gpu_memory(gpu_fraction: float) -> None:
             torch.cuda.set_per_process_memory_fraction(gpu_fraction, 0)
 
 
-def _address_space_bytes() -> int | None:
+def _data_segment_bytes() -> int | None:
     status = Path("/proc/self/status")
     if not status.is_file():
         return None
     for line in status.read_text().splitlines():
-        if line.startswith("VmSize:"):
+        if line.startswith("VmData:"):
             return int(line.split()[1]) * 1024  # reported in kB
     return None
 
 
 def cap_host_memory(memory_mb: int | None) -> None:
-    """Let this process grow by at most `memory_mb` from now on (soft RLIMIT_AS; the hard limit
+    """Let this process grow by at most `memory_mb` from now on (soft RLIMIT_DATA; the hard limit
     is untouched, so a reused worker can be given a new allowance for its next trial)."""
-    current = _address_space_bytes()
+    current = _data_segment_bytes()
     if memory_mb is None or current is None:  # no cap asked, or not Linux: nothing to enforce
         if current is not None:
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            resource.setrlimit(resource.RLIMIT_AS, (hard, hard))  # undo a previous trial's cap
+            _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+            resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))  # undo a previous trial's cap
         return
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     soft = current + memory_mb * 2**20
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 def is_out_of_memory(err: BaseException) -> bool:
