@@ -42,8 +42,13 @@ def trial_function(
         # A fresh folder per attempt: a retried trial resumes from Tune's checkpoint instead.
         out = Path(tempfile.mkdtemp(prefix="attempt-", dir=tune.get_context().get_trial_dir()))
 
+        # Which node ran each epoch: a column of trials.parquet, for placement questions later.
+        node = {"node_id": ray.get_runtime_context().get_node_id()}
+
         def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+            tune.report(
+                metrics | node, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir))
+            )
 
         try:
             checkpoint = tune.get_checkpoint()
@@ -69,6 +74,7 @@ def trial_function(
                     "final": 0.0,
                     "reason": result.reason,
                 }
+                | node
             )
 
     return run_trial
