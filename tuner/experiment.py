@@ -79,6 +79,13 @@ def _update_manifest(results_dir: Path, **fields: Any) -> None:
     _write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
+def _no_world_writable_files() -> None:
+    """Results (checkpoints are loaded back into processes) are never world-writable, whatever
+    the user's umask; set before Ray starts so its local workers inherit it. Group bits stay
+    the user's choice."""
+    os.umask(os.umask(0) | 0o002)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """A reader (or a kill) never sees half a file: write beside it, then rename."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -94,6 +101,7 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
             f"'python -m tuner resume {results_dir}', or change 'name' or --storage-path"
         )
     base = spec.base_config()
+    _no_world_writable_files()
     with ray_session(opts):
         check_resources(spec)
         check_shared_storage(results_dir.parent)
@@ -118,6 +126,7 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
         raise UserError(f"{spec_file} is not a search-space mapping; the folder is damaged")
     spec = validate_spec(spec_raw, str(spec_file))
     check_tune_state(results_dir)
+    _no_world_writable_files()
     with ray_session(opts):
         check_resources(spec)
         check_shared_storage(results_dir.parent)
