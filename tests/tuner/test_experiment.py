@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +80,66 @@ def test_ray_reads_its_own_experiment_folder(finished: tuple[Path, dict[str, Any
     results_dir, _ = finished
     analysis = ExperimentAnalysis(str(results_dir))
     assert len(analysis.trials) == 8
+
+
+def tensorboard_scalars(event_file: Path) -> dict[str, list[float]]:
+    """tag -> values, read from the TFRecord framing (length, crc, payload, crc) of an event file."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, pos, out = event_file.read_bytes(), 0, {}
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 12 + length + 4
+        for value in event.summary.value:
+            out.setdefault(value.tag, []).append(value.simple_value)
+    return out
+
+
+def test_trial_metrics_are_in_tensorboard_event_files(
+    finished: tuple[Path, dict[str, Any]],
+) -> None:
+    results_dir, _ = finished
+    rows = pd.read_parquet(results_dir / "trials.parquet")
+    for trial_id, group in rows.groupby("trial_id"):
+        (event_file,) = (results_dir / f"trial-{trial_id}").glob("events.out.tfevents.*")
+        scalars = tensorboard_scalars(event_file)
+        logged = scalars["ray/tune/val_loss"]
+        assert logged == pytest.approx(group.sort_values("epoch")["val_loss"].tolist(), rel=1e-6)
+
+
+def test_optuna_dashboard_opens_the_study_journal(finished: tuple[Path, dict[str, Any]]) -> None:
+    results_dir, _ = finished
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).parent / "optuna-dashboard"  # the command the README shows
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            str(results_dir / "optuna_study.journal"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while body is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as r:
+                    body = json.load(r)
+            except OSError:
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert body is not None, "optuna-dashboard did not answer"
+    assert [s["study_name"] for s in body["study_summaries"]] == ["tiny"]
 
 
 def test_best_config_is_retrained_tested_and_exported(
