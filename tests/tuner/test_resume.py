@@ -62,7 +62,16 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) ->
     assert not (results_dir / "best").exists()
 
     done = subprocess.run(
-        [sys.executable, "-m", "tuner", "resume", str(results_dir), "--num-cpus", "2", "--no-dashboard"],
+        [
+            sys.executable,
+            "-m",
+            "tuner",
+            "resume",
+            str(results_dir),
+            "--num-cpus",
+            "2",
+            "--no-dashboard",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
