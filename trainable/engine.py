@@ -163,6 +163,9 @@ def _fit(
         stopper = _EarlyStopper(**state["early_stopping"])
         history, start = list(state["history"]), int(state["epoch"]) + 1
     step_model: nn.Module = torch.compile(net) if config.compile else net  # type: ignore[assignment]
+    # torch.compile is lazy: it compiles at the first train step and the first eval call.
+    # Both are timed apart (compile_s) so epoch 1's throughput is the model's, not the compiler's.
+    compile_s = _compile_eval_graph(step_model, val_batches, rt, fmt) if config.compile else 0.0
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     status, reason = "completed", f"ran all {config.epochs} epochs"
     for epoch in range(start, config.epochs + 1):
@@ -172,10 +175,13 @@ def _fit(
         torch.manual_seed(epoch_seed(config.seed, epoch))
         set_epoch(epoch)
         t0 = time.perf_counter()
-        loss, acc, finite, n_images = _train_epoch(
-            step_model, train_batches, opt, sched, scaler, criterion, rt, fmt
+        compiling = config.compile and epoch == start
+        loss, acc, finite, n_images, first_step_s = _train_epoch(
+            step_model, train_batches, opt, sched, scaler, criterion, rt, fmt, compiling
         )
-        train_s = time.perf_counter() - t0
+        train_s = time.perf_counter() - t0 - first_step_s
+        if compiling:  # the first step's images are left out of the throughput with its time
+            n_images -= config.batch_size
         if not finite:
             status, reason = (
                 "diverged",
@@ -194,6 +200,8 @@ def _fit(
             "train_s": train_s,
             "images_per_s": n_images / train_s,
         }
+        if compiling:
+            metrics["compile_s"] = compile_s + first_step_s
         improved = stopper.update(metrics[es.monitor], epoch)
         # 1.0 when training ends after this epoch by its own rules (schedule done or early
         # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
@@ -279,13 +287,19 @@ def _train_epoch(
     criterion: nn.Module,
     rt: Runtime,
     fmt: torch.memory_format,
-) -> tuple[float, float, bool, int]:
+    time_first_step: bool = False,
+) -> tuple[float, float, bool, int, float]:
+    """Mean loss, accuracy, all-finite flag, images, and (if asked) the first step's seconds:
+    the one host sync of the epoch besides the final read, only when compiling."""
     model.train()
     loss_sum = torch.zeros((), device=rt.device)
     correct = torch.zeros((), device=rt.device, dtype=torch.long)
     finite = torch.ones((), device=rt.device, dtype=torch.bool)
-    n = 0
-    for x, y in batches:
+    n, first_step_s, t0 = 0, 0.0, time.perf_counter()
+    for step, (x, y) in enumerate(batches):
+        if step == 1 and time_first_step:
+            _sync(rt)
+            first_step_s = time.perf_counter() - t0
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
         with rt.autocast():
@@ -304,4 +318,23 @@ def _train_epoch(
     loss_total, correct_total, all_finite = torch.stack(
         [loss_sum, correct.float(), finite.float()]
     ).tolist()
-    return loss_total / n, correct_total / n, bool(all_finite), n
+    return loss_total / n, correct_total / n, bool(all_finite), n, first_step_s
+
+
+def _sync(rt: Runtime) -> None:
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+
+
+def _compile_eval_graph(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], rt: Runtime, fmt: Any
+) -> float:
+    """Seconds to compile the eval-mode graph, on one validation batch. Eval mode with no
+    gradients changes no weight and no BatchNorm statistic, so training is unaffected."""
+    t0 = time.perf_counter()
+    x, _ = next(iter(batches))
+    model.eval()
+    with torch.no_grad(), rt.autocast():
+        model(x.to(rt.device, memory_format=fmt))
+    _sync(rt)
+    return time.perf_counter() - t0

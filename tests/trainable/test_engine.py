@@ -170,3 +170,19 @@ def test_flip_tta_is_mirror_invariant() -> None:
         logits_of(net, x, rt, True), logits_of(net, x.flip(3), rt, True), atol=1e-5
     )
     assert torch.allclose(logits_of(net, x, rt, True), (plain + mirrored) / 2, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compile_time_is_reported_apart_from_epoch_throughput(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    history: list[dict[str, float]] = []
+    result = train(
+        tiny_config(epochs=2, compile=True), tmp_path, report=lambda m, _d: history.append(m)
+    )
+    assert result.status == "completed"
+    first, second = history
+    # Compiling takes seconds; a tiny model's training step takes milliseconds.
+    assert first["compile_s"] > 1.0 and "compile_s" not in second
+    assert first["train_s"] < first["compile_s"]
+    assert first["images_per_s"] > 0
