@@ -1,7 +1,8 @@
 """Model registry. Adding a backbone is one function decorated with `@register("name")`.
 
 Every builder takes `(num_classes, width, depth, dropout)` and returns an `nn.Module` mapping a
-normalised NCHW float batch to logits; all end in global average pooling, so any input size works.
+normalised NCHW float batch to logits; all end in global pooling (average, or max for
+fastnet), so any input size works.
 """
 
 from __future__ import annotations
