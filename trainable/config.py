@@ -137,17 +137,25 @@ class TrainConfig(_Strict):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """`text` made safe for a one-line message: control characters escaped, at most `limit`."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def one_line_error(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
-    """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line)."""
+    """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line, bounded length)."""
     first = err.errors(include_url=False)[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<config>"
+    key = clip(".".join(str(p) for p in first["loc"]) or "<config>", 120)
     value = first.get("input")
     if first["type"] == "extra_forbidden":
         parent = _submodel(model, [str(p) for p in first["loc"][:-1]])
         allowed = ", ".join(parent.model_fields) if parent else "see the documentation"
         return f"unknown config key '{key}'; allowed keys here: {allowed}"
-    msg = first["msg"].removeprefix("Value error, ")
-    shown = repr(value) if not isinstance(value, Mapping) else "a mapping"
+    if first["type"] == "missing":
+        return f"config key '{key}' is required but missing"
+    msg = clip(first["msg"].removeprefix("Value error, "), 300)
+    shown = clip(repr(value)) if not isinstance(value, Mapping) else "a mapping"
     return f"config key '{key}': got {shown}; {msg}"
 
 
@@ -215,6 +223,10 @@ def read_yaml(path: str | Path) -> Any:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"{path} is not valid YAML{line}; fix the syntax") from err
+    except RecursionError as err:
+        raise ConfigError(f"{path} nests too deeply to be a config; flatten it") from err
+    except ValueError as err:  # e.g. an integer with more digits than Python converts
+        raise ConfigError(f"{path} has a value YAML cannot load: {clip(str(err))}") from err
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:

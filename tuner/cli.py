@@ -106,7 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
     raw = read_yaml(path)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping of keys to values, got {type(raw).__name__}")
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise ConfigError(f"{path} must be a mapping of keys to values, got {got}")
+    # The file as written first: merging an option into a section that is not a mapping (e.g.
+    # `base: 5` with --data-root) would replace it and hide the mistake.
+    validate_spec(raw, str(path))
     if getattr(args, "data_root", None):
         raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
     if getattr(args, "storage_path", None):

@@ -19,18 +19,45 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from trainable.config import TrainConfig, build_config, deep_merge, one_line_error, read_yaml
+from trainable.config import (
+    TrainConfig,
+    build_config,
+    clip,
+    deep_merge,
+    one_line_error,
+    read_yaml,
+)
 from trainable.errors import ConfigError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# \Z, not $: `$` also matches before a trailing newline.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: a NaN or infinite budget, factor or cap is nonsense, never a setting.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true/false as 1/0; a number key given a boolean is a mistake.
+        ann = cls.model_fields[info.field_name or ""].annotation
+        numeric = ann in (int, float) or any(a in (int, float) for a in get_args(ann))
+        if isinstance(value, bool) and numeric:
+            raise ValueError("true/false is not a number")
+        return value
 
 
 class Param(_Strict):
@@ -79,7 +106,7 @@ class Param(_Strict):
 class SearcherSpec(_Strict):
     """Optuna's TPE sampler."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
     n_startup_trials: int = Field(8, ge=1)  # random trials before TPE models the space
     multivariate: bool = True  # model parameter interactions jointly
 
@@ -126,7 +153,7 @@ class ResourcesSpec(_Strict):
 
 
 class RetrainSpec(_Strict):
-    epochs: int | None = Field(None, ge=1)  # None: scheduler.max_t
+    epochs: int | None = Field(None, ge=1, le=10000)  # None: scheduler.max_t
     seeds: int = Field(2, ge=1, le=100)
 
 
@@ -144,13 +171,18 @@ class SearchSpec(_Strict):
     max_failures: int = Field(2, ge=0)  # retries per trial, from its last checkpoint
     storage_path: str = "results"
 
-    @model_validator(mode="after")
-    def _check_name(self) -> SearchSpec:
-        if not NAME_PATTERN.match(self.name) or self.name in {".", ".."}:
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name) or name in {".", ".."}:
             raise ValueError(
-                f"name {self.name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with "
-                "a letter or digit (it becomes a folder name)"
+                f"name {clip(repr(name), 40)} must be 1-100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (it becomes a folder name)"
             )
+        return name
+
+    @model_validator(mode="after")
+    def _check_space(self) -> SearchSpec:
         if not self.space:
             raise ValueError("space must search at least one trainer key")
         return self
@@ -185,14 +217,15 @@ def trial_overrides(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source} must be a mapping of keys to values, got {type(raw).__name__}")
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise ConfigError(f"{source} must be a mapping of keys to values, got {got}")
     try:
         spec = SearchSpec.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(one_line_error(err, SearchSpec)) from err
     if "epochs" in spec.base and spec.base["epochs"] != spec.scheduler.max_t:
         raise ConfigError(
-            f"base.epochs ({spec.base['epochs']}) differs from scheduler.max_t ({spec.scheduler.max_t}); "
+            f"base.epochs ({clip(repr(spec.base['epochs']))}) differs from scheduler.max_t ({spec.scheduler.max_t}); "
             "drop base.epochs: every trial trains for max_t epochs"
         )
     try:
@@ -203,7 +236,7 @@ def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
     for key, param in spec.space.items():
         if key not in allowed:
             raise ConfigError(
-                f"space key '{key}' is not a trainer config key (e.g. optimizer.lr, model.dropout)"
+                f"space key '{clip(key)}' is not a trainer config key (e.g. optimizer.lr, model.dropout)"
             )
         if key == "epochs":
             raise ConfigError(
@@ -214,7 +247,7 @@ def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
                 build_config(deep_merge(base.to_dict(), trial_overrides({key: value})))
             except ConfigError as err:
                 raise ConfigError(
-                    f"space.{key} allows {value!r}, which the trainer refuses: {err}"
+                    f"space.{key} allows {clip(repr(value))}, which the trainer refuses: {err}"
                 ) from err
     return spec
 
