@@ -171,6 +171,18 @@ class SearchSpec(_Strict):
     max_failures: int = Field(2, ge=0)  # retries per trial, from its last checkpoint
     storage_path: str = "results"
 
+    @field_validator("storage_path")
+    @classmethod
+    def _check_storage(cls, path: str) -> str:
+        # Tune could write to s3:// itself, but the search's own files (Optuna journal, tables,
+        # retrained checkpoints) need a filesystem path; a URI would become a local folder.
+        if "://" in path:
+            raise ValueError(
+                f"storage_path {clip(repr(path), 60)} is a URI; object stores are not supported "
+                "yet: mount it (s3fs, gcsfuse) or use a folder shared by all nodes (NFS)"
+            )
+        return path
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:

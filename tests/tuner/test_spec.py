@@ -149,3 +149,10 @@ def test_cli_validate_and_run_refuse_bad_files_without_writing(tmp_path: Path) -
         timeout=120,
     )
     assert proc.returncode == 0 and "ok (4 searched keys" in proc.stdout
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/results", "gs://b/r", "file:///tmp/results"])
+def test_object_store_uris_are_refused_not_turned_into_local_folders(uri: str) -> None:
+    with pytest.raises(ConfigError, match=r"storage_path .* is a URI.*mount it") as err:
+        validate_spec(with_("storage_path", uri))
+    assert "\n" not in str(err.value)
