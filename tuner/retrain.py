@@ -72,7 +72,11 @@ def retrain_best(
     )
     ok = [r for r in runs if "test" in r]
     if not ok:
-        raise RuntimeError(f"every retraining run failed: {[r['reason'] for r in runs]}")
+        reasons = "; ".join(f"seed {r['seed']}: {r['status']} ({r['reason']})" for r in runs)
+        raise UserError(
+            f"every retraining run of the best config failed ({reasons}); the search's results "
+            f"are kept in {results_dir}: lower the lr range or set retrain.epochs"
+        )
     sign = 1 if ok[0]["monitor"] == "val_acc" else -1
     chosen = max(ok, key=lambda r: sign * r["best_val"])
     accs = [r["test"]["accuracy"] for r in ok]

@@ -70,6 +70,8 @@ def assert_refused(content: str | bytes, needle: str | None, cpu: bool = False) 
         with pytest.raises(ConfigError):
             load(spec, Namespace(data_root=data, storage_path=str(storage), cpu=cpu))
         options = ["--cpu", "--data-root", str(tmp / "data")] if cpu else []
+        # Another test's session-wide Ray may be up already; the call must not start one.
+        ray_was_up = "ray" in sys.modules and sys.modules["ray"].is_initialized()
         rc, out, err = call(
             ["run", str(spec), "--storage-path", str(storage), "--no-dashboard", *options]
         )
@@ -84,7 +86,7 @@ def assert_refused(content: str | bytes, needle: str | None, cpu: bool = False) 
             assert needle in err, (needle, err)
         assert not storage.exists()
         assert sorted(p.name for p in tmp.iterdir()) == ["spec.yaml"]
-        if "ray" in sys.modules:
+        if "ray" in sys.modules and not ray_was_up:
             assert not sys.modules["ray"].is_initialized()
         return err
 
