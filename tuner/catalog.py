@@ -87,8 +87,8 @@ def find_experiments(root: Path) -> list[Path]:
 def trial_table(exp: Experiment) -> pd.DataFrame:
     """One row per trial, best first, computed from every epoch in `trials.parquet`.
 
-    Columns: trial_id, status, epochs, best_<metric>, reason (when summary.csv has one), then
-    `config.<key>` for each searched key.
+    Columns: trial_id, status, epochs, best_<metric>, `config.<key>` for each searched key,
+    then reason (when summary.csv has one; last, as it is the only long text).
     Trials that errored before reporting an epoch have no rows in trials.parquet; they are
     taken from summary.csv so that the status counts stay complete.
     """
@@ -116,7 +116,7 @@ def trial_table(exp: Experiment) -> pd.DataFrame:
             table = pd.concat([table, extra], ignore_index=True)
         if "reason" in summary.columns:  # why a trial ended, where the search recorded it
             reasons = summary.set_index("trial_id")["reason"].fillna("")
-            table.insert(4, "reason", table["trial_id"].map(reasons).fillna(""))
+            table["reason"] = table["trial_id"].map(reasons).fillna("")
     return table.sort_values(best_col, ascending=exp.mode == "min", na_position="last").reset_index(
         drop=True
     )

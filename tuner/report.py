@@ -44,7 +44,7 @@ margin-top:1.8em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em
 dt{font-weight:600}dd{margin:0}img{max-width:100%}.note{background:#fff6dd;padding:.6em .9em;
 border-left:4px solid #e0a800}.how{background:#eef4fb;padding:.6em .9em}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;
-text-align:right}th{background:#f3f3f3}p.caption{color:#555;font-size:.9em}
+text-align:right}td:last-child{text-align:left;white-space:nowrap}th{background:#f3f3f3}p.caption{color:#555;font-size:.9em}
 .pair{display:flex;gap:1em;align-items:flex-start}.pair img{max-width:50%}"""
 
 

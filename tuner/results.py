@@ -43,8 +43,8 @@ def trial_reason(result: Any, status: str, epochs: int) -> str:
     if status == "diverged":
         return str((result.metrics or {}).get("reason", "non-finite loss"))
     if status == "pruned":
-        return f"stopped by the scheduler after epoch {epochs}"
-    return f"trainer finished after epoch {epochs}"
+        return f"cut by the scheduler at epoch {epochs}"
+    return f"finished at epoch {epochs}"
 
 
 def trial_rows(grid: ResultGrid) -> pd.DataFrame:
