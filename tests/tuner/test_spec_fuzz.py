@@ -451,7 +451,7 @@ def broken_files(draw: st.DrawFn) -> tuple[str | bytes, str | None]:
     return "[" + draw(st.text(max_size=60)), None
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=80)
 @given(case=broken_files())
 @example(case=("", "empty file"))
 @example(case=("zz: " + "[" * 3000 + "]" * 3000 + "\n", None))
