@@ -12,14 +12,34 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from trainable.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    # frozen: a config is a value; extra="forbid": a typo is an error, not a silent default.
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, validate_default=True)
+    # frozen: a config is a value; extra="forbid": a typo is an error, not a silent default;
+    # allow_inf_nan=False: `.inf` or `.nan` in YAML is a mistake, never a setting.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=False, validate_default=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # Lax mode would read `width: true` as 1; a boolean is only valid where one is asked.
+        annotation = cls.model_fields[info.field_name or ""].annotation
+        expected = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+        if isinstance(value, bool) and "bool" not in str(annotation):
+            raise ValueError(f"expected {expected}, got a boolean")
+        return value
 
 
 class DatasetConfig(_Strict):

@@ -90,3 +90,23 @@ def test_saved_config_is_plain_yaml() -> None:
     data = yaml.safe_load(build_config().to_yaml())
     assert set(data) == set(TrainConfig.model_fields)
     assert data["optimizer"]["betas"] == [0.9, 0.999]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.width=true", "expected int, got a boolean"),
+        ("batch_size=false", "expected int, got a boolean"),
+        ("dataset.train_subset=true", "expected int | None, got a boolean"),
+        ("optimizer.lr=.nan", "finite number"),
+        ("early_stopping.min_delta=.inf", "finite number"),
+    ],
+)
+def test_booleans_and_non_finite_numbers_are_not_numbers(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(parse_overrides([override]))
+
+
+def test_booleans_stay_valid_where_a_boolean_is_asked() -> None:
+    config = build_config(parse_overrides(["augment.hflip=false", "tta_hflip=true"]))
+    assert config.augment.hflip is False and config.tta_hflip is True
