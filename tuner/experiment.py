@@ -79,6 +79,13 @@ def _update_manifest(results_dir: Path, **fields: Any) -> None:
     _write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
+def _manifest_status(results_dir: Path) -> str | None:
+    try:
+        return str(json.loads((results_dir / MANIFEST_FILE).read_text()).get("status"))
+    except (OSError, ValueError, AttributeError):  # absent or damaged: Tune's state decides
+        return None
+
+
 def _no_world_writable_files() -> None:
     """Results (checkpoints are loaded back into processes) are never world-writable, whatever
     the user's umask; set before Ray starts so its local workers inherit it. Group bits stay
@@ -125,6 +132,11 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
     if not isinstance(spec_raw, dict):
         raise UserError(f"{spec_file} is not a search-space mapping; the folder is damaged")
     spec = validate_spec(spec_raw, str(spec_file))
+    if _manifest_status(results_dir) == "finished":
+        raise UserError(
+            f"{results_dir} is a finished search: nothing to resume; see "
+            f"'python -m tuner show {results_dir}', or start a new run under another name"
+        )
     check_tune_state(results_dir)
     _no_world_writable_files()
     with ray_session(opts):

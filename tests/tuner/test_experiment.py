@@ -198,6 +198,14 @@ def test_existing_results_folder_is_refused(finished: tuple[Path, dict[str, Any]
     assert (results_dir / "summary.csv").read_bytes() == before
 
 
+def test_resuming_a_finished_search_is_refused(finished: tuple[Path, dict[str, Any]]) -> None:
+    results_dir, _ = finished
+    before = (results_dir / "best" / "test_summary.json").read_bytes()
+    with pytest.raises(UserError, match="is a finished search: nothing to resume"):
+        experiment.resume(results_dir, RayOptions())
+    assert (results_dir / "best" / "test_summary.json").read_bytes() == before
+
+
 def test_gpu_request_without_gpus_fails_fast_and_writes_nothing(
     ray_session: None, tmp_path: Path
 ) -> None:
