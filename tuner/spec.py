@@ -107,7 +107,7 @@ class SearcherSpec(_Strict):
     """Optuna's TPE sampler."""
 
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
-    n_startup_trials: int = Field(8, ge=1)  # random trials before TPE models the space
+    n_startup_trials: int = Field(8, ge=1, le=100_000)  # random trials before TPE models the space
     multivariate: bool = True  # model parameter interactions jointly
 
 
@@ -164,11 +164,11 @@ class SearchSpec(_Strict):
     searcher: SearcherSpec = SearcherSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     num_samples: int = Field(16, ge=1, le=100000)
-    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1, le=100_000)
     time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = ResourcesSpec()
     retrain: RetrainSpec = RetrainSpec()
-    max_failures: int = Field(2, ge=0)  # retries per trial, from its last checkpoint
+    max_failures: int = Field(2, ge=0, le=100)  # retries per trial, from its last checkpoint
     storage_path: str = "results"
 
     @field_validator("storage_path")

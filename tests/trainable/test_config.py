@@ -110,3 +110,10 @@ def test_booleans_and_non_finite_numbers_are_not_numbers(override: str, message:
 def test_booleans_stay_valid_where_a_boolean_is_asked() -> None:
     config = build_config(parse_overrides(["augment.hflip=false", "tta_hflip=true"]))
     assert config.augment.hflip is False and config.tta_hflip is True
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("optimizer:\n  lr: 0.003\n  weight_decay: 0.1\n  lr: 0.3\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'lr' at line 4; give each key once"):
+        load_config(path)

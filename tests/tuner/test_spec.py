@@ -156,3 +156,16 @@ def test_object_store_uris_are_refused_not_turned_into_local_folders(uri: str) -
     with pytest.raises(ConfigError, match=r"storage_path .* is a URI.*mount it") as err:
         validate_spec(with_("storage_path", uri))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_failures", 1000),
+        ("max_concurrent_trials", 10**9),
+        ("searcher", {"n_startup_trials": 10**9}),
+    ],
+)
+def test_counts_have_upper_bounds(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match="less than or equal"):
+        validate_spec(with_(key, value))
