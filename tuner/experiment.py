@@ -174,7 +174,7 @@ def check_tune_state(results_dir: Path) -> None:
             ) from err
 
 
-def _trial_dirname(trial: Any) -> str:
+def _trial_name(trial: Any) -> str:
     return f"trial-{trial.trial_id}"
 
 
@@ -234,8 +234,10 @@ def _search_and_finish(
                 scheduler=scheduler,
                 num_samples=spec.num_samples,
                 max_concurrent_trials=concurrency,
-                # `trial-<id>`: short, safe on every filesystem, and the id used everywhere else.
-                trial_dirname_creator=_trial_dirname,
+                # `trial-<id>`: short, safe on every filesystem, and the id used everywhere else
+                # (folders, the live table, trials.parquet, the report).
+                trial_dirname_creator=_trial_name,
+                trial_name_creator=_trial_name,
                 time_budget_s=spec.time_budget_s,
                 # A finished trial's worker takes the next trial: no new process, no second
                 # torch import, the dataset already mapped. Matters when ASHA ends many
