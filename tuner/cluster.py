@@ -37,11 +37,9 @@ class RayOptions:
     dashboard_host: str = "127.0.0.1"
 
 
-def _runtime_env(address: str | None) -> dict[str, Any] | None:
+def _runtime_env() -> dict[str, Any]:
     """On an existing cluster, ship this project's packages to every worker (Ray uploads them
     once per job), so nodes need the same pinned libraries but not a copy of this checkout."""
-    if address is None:
-        return None
     return {"py_modules": [str(PROJECT_ROOT / "trainable"), str(PROJECT_ROOT / "tuner")]}
 
 
@@ -68,7 +66,7 @@ def ensure_ray(opts: RayOptions) -> bool:
             "dashboard_host": opts.dashboard_host,
         }
         if local
-        else {"runtime_env": _runtime_env(opts.address)}
+        else {"runtime_env": _runtime_env()}
     )
     try:
         context = ray.init(
