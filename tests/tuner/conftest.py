@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,3 +63,19 @@ def ray_session() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def finished_search(
+    ray_session: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    """One finished tiny search (8 trials, ASHA), stored as `make run` does
+    (<root>/<timestamp>/<name>/), shared by the tests that only read it (~40 s to make)."""
+    from tuner import experiment
+    from tuner.cluster import RayOptions
+    from tuner.spec import validate_spec
+
+    root = tmp_path_factory.mktemp("results")
+    raw = tiny_spec("tiny", str(root / "20260101-000000"))
+    outcome = experiment.run(validate_spec(raw), raw, RayOptions())
+    return experiment.results_dir_for(validate_spec(raw)), outcome

@@ -29,13 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def finished(
-    ray_session: None, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, dict[str, Any]]:
-    raw = tiny_spec("tiny", str(tmp_path_factory.mktemp("results")))
-    outcome = experiment.run(validate_spec(raw), raw, RayOptions())
-    return experiment.results_dir_for(validate_spec(raw)), outcome
+@pytest.fixture
+def finished(finished_search: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    return finished_search
 
 
 def test_asha_pruned_trials_are_pruned_in_optuna(finished: tuple[Path, dict[str, Any]]) -> None:

@@ -8,14 +8,12 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.tuner.conftest import tiny_spec
-from tuner import experiment
 from tuner.cli import main
-from tuner.spec import validate_spec
 
 PNGS = [
     "learning_curves.png",
@@ -39,13 +37,9 @@ slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished search stored as `make run` does: <root>/<timestamp>/<name>/."""
-    root = tmp_path_factory.mktemp("results")
-    raw = tiny_spec("tiny-report", str(root / "20260101-000000"), num_samples=6)
-    spec = validate_spec(raw)
-    experiment.run(spec, raw, experiment.RayOptions())
-    return experiment.results_dir_for(spec)
+def finished(finished_search: tuple[Path, dict[str, Any]]) -> Path:
+    """The session's finished search, stored as `make run` does: <root>/<timestamp>/<name>/."""
+    return finished_search[0]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +66,7 @@ def test_report_embeds_every_figure_it_writes(finished: Path, report: str) -> No
 def test_report_header_matches_manifest(finished: Path, report: str) -> None:
     manifest = json.loads((finished / "manifest.json").read_text())
     test = json.loads((finished / "best" / "test_summary.json").read_text())
-    assert "<h1>Search report: tiny-report</h1>" in report
+    assert "<h1>Search report: tiny</h1>" in report
     assert f"<dd>{manifest['status']}</dd>" in report
     assert f"<dd>{manifest['best_val_loss']:.4f}</dd>" in report
     mean, std = test["test_accuracy_mean"], test["test_accuracy_std"]
@@ -120,7 +114,7 @@ def test_list_finds_nested_experiment(finished: Path, capsys: pytest.CaptureFixt
     manifest = json.loads((finished / "manifest.json").read_text())
     assert main(["list", str(finished.parents[1])]) == 0
     out = capsys.readouterr().out
-    line = next(line for line in out.splitlines() if "tiny-report" in line)
+    line = next(line for line in out.splitlines() if "tiny" in line)
     assert manifest["status"] in line
     assert f"{manifest['best_val_loss']:.4f}" in line
     assert str(manifest["trials"]) in line.split()
@@ -133,7 +127,7 @@ def test_show_prints_outcome_top_trials_and_best_config(
     assert main(["show", str(finished)]) == 0
     out = capsys.readouterr().out
     summary = pd.read_csv(finished / "summary.csv", dtype={"trial_id": str})
-    assert "tiny-report" in out and "finished" in out
+    assert "tiny" in out and "finished" in out
     assert "top 5 trials by val_loss" in out
     for trial_id in summary["trial_id"].head(5):
         assert trial_id in out
