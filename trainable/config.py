@@ -24,7 +24,9 @@ from pydantic import (
 from trainable.errors import ConfigError
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every config tree here and of the search spec (tuner/spec.py)."""
+
     # frozen: a config is a value; extra="forbid": a typo is an error, not a silent default;
     # allow_inf_nan=False: `.inf` or `.nan` in YAML is a mistake, never a setting.
     model_config = ConfigDict(
@@ -42,7 +44,7 @@ class _Strict(BaseModel):
         return value
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(StrictModel):
     name: Literal["cifar10", "imagefolder", "synthetic"] = "cifar10"
     root: str = "data"
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
@@ -60,7 +62,7 @@ class DatasetConfig(_Strict):
     synthetic_test_size: int = Field(500, ge=10)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     name: str = "smallnet"
     width: int = Field(32, ge=1, le=1024)
     depth: int = Field(3, ge=1, le=6)
@@ -76,7 +78,7 @@ class ModelConfig(_Strict):
         return name
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictModel):
     """AdamW; `lr` is the OneCycle peak learning rate."""
 
     lr: float = Field(3e-3, gt=0.0, le=10.0)
@@ -91,7 +93,7 @@ class OptimizerConfig(_Strict):
         return betas
 
 
-class ScheduleConfig(_Strict):
+class ScheduleConfig(StrictModel):
     """OneCycleLR, stepped once per batch."""
 
     pct_start: float = Field(0.25, gt=0.0, lt=1.0)
@@ -100,7 +102,7 @@ class ScheduleConfig(_Strict):
     anneal_strategy: Literal["cos", "linear"] = "cos"
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(StrictModel):
     patience: int | None = Field(None, ge=1)  # epochs without improvement; None = off
     min_delta: float = Field(0.0, ge=0.0)
     monitor: Literal["val_acc", "val_loss"] = "val_acc"
@@ -110,12 +112,12 @@ class EarlyStoppingConfig(_Strict):
         return "max" if self.monitor == "val_acc" else "min"
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(StrictModel):
     crop_padding: int = Field(4, ge=0, le=64)  # zero padding before a random crop; 0 = no crop
     hflip: bool = True
 
 
-class LoaderConfig(_Strict):
+class LoaderConfig(StrictModel):
     # device: uint8 data resident on the training device, augmentation as batched tensor ops.
     # dataloader: classic torch DataLoader with per-sample transforms in worker processes.
     kind: Literal["device", "dataloader"] = "device"
@@ -125,7 +127,7 @@ class LoaderConfig(_Strict):
     persistent_workers: bool = True
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -19,19 +19,18 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from trainable.config import (
+    StrictModel,
     TrainConfig,
     build_config,
     clip,
@@ -45,22 +44,7 @@ from trainable.errors import ConfigError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: a NaN or infinite budget, factor or cap is nonsense, never a setting.
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic's lax mode reads true/false as 1/0; a number key given a boolean is a mistake.
-        ann = cls.model_fields[info.field_name or ""].annotation
-        numeric = ann in (int, float) or any(a in (int, float) for a in get_args(ann))
-        if isinstance(value, bool) and numeric:
-            raise ValueError("true/false is not a number")
-        return value
-
-
-class Param(_Strict):
+class Param(StrictModel):
     """One searched trainer key: `loguniform`/`uniform` (floats), `int`, or `choice`."""
 
     type: Literal["loguniform", "uniform", "int", "choice"]
@@ -103,7 +87,7 @@ class Param(_Strict):
         return [self.low, self.high]
 
 
-class SearcherSpec(_Strict):
+class SearcherSpec(StrictModel):
     """Optuna's TPE sampler."""
 
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
@@ -111,7 +95,7 @@ class SearcherSpec(_Strict):
     multivariate: bool = True  # model parameter interactions jointly
 
 
-class SchedulerSpec(_Strict):
+class SchedulerSpec(StrictModel):
     """ASHA: stop trials whose metric trails at a rung; `max_t` is also every trial's epochs.
 
     `kind: fifo` runs every trial to max_t (the baseline ASHA is measured against).
@@ -135,7 +119,7 @@ class SchedulerSpec(_Strict):
         return self
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(StrictModel):
     cpus: float = Field(1.0, gt=0, le=1024)
     gpu: float = Field(0.0, ge=0, le=64)  # a fraction (0.25 = four trials per GPU) or whole GPUs
     # Per-trial host-memory cap: Ray schedules by it and each trial process may grow by at most
@@ -152,12 +136,12 @@ class ResourcesSpec(_Strict):
         return self
 
 
-class RetrainSpec(_Strict):
+class RetrainSpec(StrictModel):
     epochs: int | None = Field(None, ge=1, le=10000)  # None: scheduler.max_t
     seeds: int = Field(2, ge=1, le=100)
 
 
-class SearchSpec(_Strict):
+class SearchSpec(StrictModel):
     name: str
     base: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Param]
