@@ -24,7 +24,13 @@ from trainable.config import read_yaml
 from trainable.data import load_splits
 from trainable.errors import Interrupted, UserError
 from trainable.runtime import cpu_model
-from tuner.cluster import RayOptions, check_resources, check_shared_storage, ray_session
+from tuner.cluster import (
+    RayOptions,
+    alive_nodes,
+    check_resources,
+    check_shared_storage,
+    ray_session,
+)
 from tuner.progress import live_table, summary_line
 from tuner.spec import SearchSpec, validate_spec
 
@@ -65,7 +71,7 @@ def manifest(spec_raw: dict[str, Any], provenance: str, results_dir: Path) -> di
             "cluster_resources": {
                 k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")
             },
-            "nodes": len([n for n in ray.nodes() if n["Alive"]]),
+            "nodes": len(alive_nodes()),
         },
         "data_provenance": provenance,
         "status": "running",
@@ -264,7 +270,8 @@ def _search_and_finish(
             f"search interrupted; its state is saved: continue with 'python -m tuner resume {results_dir}'"
         )
     rows, summary = write_tables(grid, results_dir, spec.scheduler.metric, spec.scheduler.mode)
-    print(f"\nsearch done: {summary_line(summary, spec.scheduler.metric, search_s)}", flush=True)
+    search_summary = summary_line(summary, spec.scheduler.metric, search_s)
+    print(f"\nsearch done: {search_summary}", flush=True)
     metric_col = f"best_{spec.scheduler.metric}"
     if summary.empty or summary[metric_col].isna().all():
         _update_manifest(results_dir, status="failed")
@@ -292,7 +299,7 @@ def _search_and_finish(
     )
     outcome = {
         "status": "finished",
-        "summary": summary_line(summary, spec.scheduler.metric, search_s),
+        "summary": search_summary,
         "search_wall_s": search_s,
         "retrain_wall_s": time.perf_counter() - t1,
         "trials": len(summary),

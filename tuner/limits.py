@@ -45,15 +45,15 @@ def cap_host_memory(memory_mb: int | None) -> None:
     """Let this process grow by at most `memory_mb` from now on (soft RLIMIT_DATA; the hard limit
     is untouched, so a reused worker can be given a new allowance for its next trial)."""
     current = _data_segment_bytes()
-    if memory_mb is None or current is None:  # no cap asked, or not Linux: nothing to enforce
-        if current is not None:
-            _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-            resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))  # undo a previous trial's cap
+    if current is None:  # not Linux: nothing to enforce
         return
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    soft = current + memory_mb * 2**20
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
+    if memory_mb is None:
+        soft = hard  # no cap asked: undo a previous trial's cap in a reused worker
+    else:
+        soft = current + memory_mb * 2**20
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 

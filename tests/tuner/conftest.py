@@ -77,5 +77,6 @@ def finished_search(
 
     root = tmp_path_factory.mktemp("results")
     raw = tiny_spec("tiny", str(root / "20260101-000000"))
-    outcome = experiment.run(validate_spec(raw), raw, RayOptions())
-    return experiment.results_dir_for(validate_spec(raw)), outcome
+    spec = validate_spec(raw)
+    outcome = experiment.run(spec, raw, RayOptions())
+    return experiment.results_dir_for(spec), outcome
