@@ -22,7 +22,7 @@ from torch import nn
 from trainable import checkpoint
 from trainable.config import TrainConfig
 from trainable.data import ArrayDataset, Splits, load_splits
-from trainable.errors import UserError
+from trainable.errors import ConfigError, UserError
 from trainable.evaluation import eval_batches, loss_acc, predict_confusion
 from trainable.loaders import DeviceLoader, channel_stats, epoch_seed, make_dataloader
 from trainable.metrics import summarize, write_metrics
@@ -133,8 +133,12 @@ def _fit(
         lr=config.optimizer.lr,
         betas=config.optimizer.betas,
         weight_decay=config.optimizer.weight_decay,
-        fused=rt.device.type == "cuda",  # one kernel for all parameters on GPU
+        # Fused on the CPU and on CUDA alike: one kernel for all parameters, and no host read
+        # per step (the unfused CPU path reads each Adam step counter with .item(), and a
+        # GradScaler reads its found-inf flag before an unfused step); tests/trainable/test_syncs.py.
+        fused=True,
     )
+    _check_warmup(config, len(train_batches))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,
         max_lr=config.optimizer.lr,
@@ -241,6 +245,19 @@ def _fit(
             f"validation, best epoch {stopper.best_epoch}",
         )
     return result
+
+
+def _check_warmup(config: TrainConfig, steps_per_epoch: int) -> None:
+    """OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step raises
+    ZeroDivisionError mid-training, and a shorter one skips the warm-up. Refuse both up front."""
+    total = config.epochs * steps_per_epoch
+    warmup = config.schedule.pct_start * total
+    if warmup <= 1:
+        raise ConfigError(
+            f"schedule.pct_start={config.schedule.pct_start} warms up for {warmup:.2g} of "
+            f"{total} optimizer steps (epochs={config.epochs} x {steps_per_epoch} batches); "
+            "the warm-up needs more than one step: raise epochs or schedule.pct_start, or lower batch_size"
+        )
 
 
 def _train_batches(

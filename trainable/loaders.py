@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,28 +42,54 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(epoch_seed(seed, epoch))
 
 
-def crop_flip(
-    x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """Random zero-padded crop + horizontal flip of a uint8 NCHW batch, as a single gather."""
+@dataclass(frozen=True)
+class AugmentDraws:
+    """One epoch's random augmentation choices, one entry per sample in epoch order."""
+
+    offsets_y: torch.Tensor  # crop offsets in [0, 2 * padding]
+    offsets_x: torch.Tensor
+    flip: torch.Tensor  # bool
+
+    def __getitem__(self, window: slice) -> AugmentDraws:
+        return AugmentDraws(self.offsets_y[window], self.offsets_x[window], self.flip[window])
+
+
+def draw_augment(n: int, augment: AugmentConfig, generator: torch.Generator) -> AugmentDraws:
+    span = 2 * augment.crop_padding + 1
+    offsets_y = torch.randint(0, span, (n,), generator=generator)
+    offsets_x = torch.randint(0, span, (n,), generator=generator)
+    flip = (
+        torch.rand(n, generator=generator) < 0.5
+        if augment.hflip
+        else torch.zeros(n, dtype=torch.bool)
+    )
+    return AugmentDraws(offsets_y, offsets_x, flip)
+
+
+def crop_flip(x: torch.Tensor, padding: int, draws: AugmentDraws) -> torch.Tensor:
+    """Random zero-padded crop + horizontal flip of a uint8 NCHW batch, as a single gather.
+
+    `draws` must be on `x`'s device: nothing here reads or copies from the host.
+    """
     b, c, h, w = x.shape
-    offsets_y = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
-    offsets_x = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5 if hflip else torch.zeros(b, dtype=torch.bool)
+    dev = x.device
     if padding:
         x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    cols = torch.arange(w)
-    cols = torch.where(flip[:, None], w - 1 - cols, cols) + offsets_x[:, None]  # (B, W)
-    rows = torch.arange(h) + offsets_y[:, None]  # (B, H)
-    dev = x.device
-    rows, cols = rows.to(dev, non_blocking=True), cols.to(dev, non_blocking=True)
+    cols = torch.arange(w, device=dev)
+    cols = torch.where(draws.flip[:, None], w - 1 - cols, cols) + draws.offsets_x[:, None]  # (B, W)
+    rows = torch.arange(h, device=dev) + draws.offsets_y[:, None]  # (B, H)
     batch_idx = torch.arange(b, device=dev)[:, None, None, None]
     chan_idx = torch.arange(c, device=dev)[None, :, None, None]
     return x[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 class DeviceLoader:
-    """Batches from a device-resident uint8 tensor; yields normalised float NCHW + labels."""
+    """Batches from a device-resident uint8 tensor; yields normalised float NCHW + labels.
+
+    An epoch's shuffle order and augmentation draws come from a CPU generator seeded by
+    (seed, epoch), so CPU and GPU runs see the same batches, and reach the device in one
+    copy at the start of the epoch: the batch loop itself never touches host memory.
+    """
 
     def __init__(
         self,
@@ -97,15 +124,23 @@ class DeviceLoader:
         return max(1, n // self.batch_size) if self.train else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        n = len(self.labels)
-        gen = epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
-        order = order.to(self.images.device)
+        n, device = len(self.labels), self.images.device
+        if self.train:
+            gen = epoch_generator(self.seed, self.epoch)
+            order = torch.randperm(n, generator=gen)
+            d = draw_augment(n, self.augment, gen)
+            # One host-to-device copy per epoch for the order and every augmentation draw.
+            plan = torch.stack([order, d.offsets_y, d.offsets_x, d.flip.long()]).to(device)
+            order = plan[0]
+            draws = AugmentDraws(plan[1], plan[2], plan[3].bool())
+        else:
+            order = torch.arange(n, device=device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            window = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[window]
             x = self.images[idx].permute(0, 3, 1, 2)  # uint8 NCHW view
             if self.train:
-                x = crop_flip(x, self.augment.crop_padding, self.augment.hflip, gen)
+                x = crop_flip(x, self.augment.crop_padding, draws[window])
             x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
             yield x, self.labels[idx]
 

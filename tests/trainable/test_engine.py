@@ -9,7 +9,7 @@ from torch import nn
 
 from trainable.config import TrainConfig
 from trainable.engine import train
-from trainable.errors import DeviceError, UserError
+from trainable.errors import ConfigError, DeviceError, UserError
 from trainable.models import MODELS, register
 
 TinyConfig = Callable[..., TrainConfig]
@@ -186,3 +186,23 @@ def test_compile_time_is_reported_apart_from_epoch_throughput(
     assert first["compile_s"] > 1.0 and "compile_s" not in second
     assert first["train_s"] < first["compile_s"]
     assert first["images_per_s"] > 0
+
+
+def test_a_one_step_warm_up_is_refused_before_training(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    # 512 training images / 256 = 2 batches x 2 epochs = 4 steps; 0.25 x 4 = a one-step
+    # warm-up, on which OneCycleLR divides by zero in the middle of training.
+    cfg = tiny_config(epochs=2, batch_size=256)
+    with pytest.raises(
+        ConfigError, match=r"schedule.pct_start=0.25 warms up for 1 of 4 optimizer steps"
+    ):
+        train(cfg, tmp_path, report=lambda *_: None)
+    assert not (tmp_path / "last").exists()
+    # One more epoch makes it 1.5 warm-up steps: trains.
+    assert (
+        train(
+            tiny_config(epochs=3, batch_size=256), tmp_path / "ok", report=lambda *_: None
+        ).epochs_run
+        == 3
+    )

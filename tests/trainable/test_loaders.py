@@ -12,7 +12,7 @@ import torch
 
 from trainable.config import AugmentConfig, LoaderConfig
 from trainable.data import ArrayDataset
-from trainable.loaders import DeviceLoader, crop_flip, make_dataloader
+from trainable.loaders import DeviceLoader, crop_flip, draw_augment, make_dataloader
 
 SIZE, PAD, N = 16, 3, 3000
 MEAN, STD = [0.0, 0.0, 0.0], [1 / 255, 1 / 255, 1 / 255]  # normalisation leaves raw 0..255 values
@@ -77,15 +77,15 @@ def test_device_loader_and_dataloader_augment_alike() -> None:
 
 def test_crop_flip_is_an_exact_shifted_window() -> None:
     img = torch.arange(2 * 3 * 5 * 5, dtype=torch.uint8).reshape(2, 3, 5, 5)
-    gen = torch.Generator().manual_seed(0)
-    out = crop_flip(img, padding=2, hflip=True, generator=gen)
-    gen = torch.Generator().manual_seed(0)
-    oy, ox = torch.randint(0, 5, (2,), generator=gen), torch.randint(0, 5, (2,), generator=gen)
-    flip = torch.rand(2, generator=gen) < 0.5
+    draws = draw_augment(
+        2, AugmentConfig(crop_padding=2, hflip=True), torch.Generator().manual_seed(0)
+    )
+    out = crop_flip(img, padding=2, draws=draws)
     padded = torch.nn.functional.pad(img, (2, 2, 2, 2))
     for b in range(2):
-        window = padded[b, :, oy[b] : oy[b] + 5, ox[b] : ox[b] + 5]
-        expected = window.flip(-1) if flip[b] else window
+        oy, ox = int(draws.offsets_y[b]), int(draws.offsets_x[b])
+        window = padded[b, :, oy : oy + 5, ox : ox + 5]
+        expected = window.flip(-1) if draws.flip[b] else window
         assert torch.equal(out[b], expected)
 
 
