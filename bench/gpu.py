@@ -4,7 +4,7 @@
     python bench/gpu.py --smoke      # tiny, on the CPU: exercises every section; not a result
 
 On one CUDA GPU (issue #6):
-1. Ceilings: the device's bf16 matmul rate (square matmuls, median, TFLOP/s) and its copy
+1. Ceilings (bench/roofline.py): the device's bf16 matmul rate (square matmuls, median, TFLOP/s) and its copy
    bandwidth (device-to-device `copy_`, read + write bytes, median, GB/s).
 2. FLOPs of the model per image (torch.utils.flop_counter: convolutions and matmuls, 2 per
    multiply-add), forward and forward + backward.
@@ -16,9 +16,14 @@ On one CUDA GPU (issue #6):
    With `--compile`, the compile time is reported apart (the trainer's `compile_s` metric).
 4. Time to `--target-acc` (0.94) test accuracy, or to the best reached: cumulative training
    time of the measured run, with and without the per-epoch test evaluation.
-5. Packing: 1, 2, 4 and 8 concurrent trials (separate spawned processes, each with its CUDA
-   memory capped to 1/n of the card, each a normal trainer run with evaluation and
-   checkpoints), aligned by a barrier after a warm-up epoch; total and per-trial images/s.
+5. Host syncs per epoch (`trainable.syncs`): one more epoch, untimed, with every op watched:
+   reads of device values, host-device copies, data-dependent shapes and (on CUDA) the
+   synchronising calls that `torch.cuda.set_sync_debug_mode` reports, for the training and
+   the evaluation phase, beside their batch counts.
+6. Packing (bench/packing.py): 1, 2, 4 and 8 concurrent trials (separate spawned processes,
+   each with its CUDA memory capped to 1/n of the card, each a normal trainer run with
+   evaluation and checkpoints), aligned by a barrier after a warm-up epoch; total and
+   per-trial images/s.
 
 Accuracies on the JPEG copy of CIFAR-10 are labelled as such (lossy, quality 75: a little below
 official CIFAR-10; see its PROVENANCE.md). Prints tables and writes bench/results/gpu.json
@@ -31,32 +36,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import multiprocessing as mp
-import queue
 import statistics
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_json
+from packing import packing
+from roofline import ceilings, flops_per_image, time_s
 
 from trainable import engine
 from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.errors import UserError
-from trainable.models import build_model
 from trainable.runtime import resolve
+from trainable.syncs import SyncCount, count_host_syncs
 
 NO_GPU = "no CUDA GPU: run with --smoke for the CPU smoke test"
 SMOKE_LABEL = "CPU SMOKE TEST (tiny model and data on the CPU): not a GPU result"
@@ -78,104 +81,6 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "epochs": 3,  # 1 warm-up + 2 timed
     "device": "cpu",
 }
-
-
-# --- timing ---------------------------------------------------------------------------------
-
-
-def time_s(fn: Callable[[], object], device: torch.device) -> float:
-    """Seconds `fn` takes: CUDA events on a GPU (device time, no host jitter), else a clock."""
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def median_s(fn: Callable[[], object], device: torch.device, reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    return statistics.median(time_s(fn, device) for _ in range(reps))
-
-
-# --- 1. ceilings ----------------------------------------------------------------------------
-
-
-def matmul_s(n: int, device: torch.device, reps: int, dtype: torch.dtype) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    out = torch.empty(n, n, device=device, dtype=dtype)
-    return median_s(lambda: torch.matmul(a, b, out=out), device, reps)
-
-
-def copy_s(n_bytes: int, device: torch.device, reps: int) -> float:
-    src = torch.empty(n_bytes, device=device, dtype=torch.uint8).random_()
-    dst = torch.empty_like(src)
-    return median_s(lambda: dst.copy_(src), device, reps)
-
-
-def ceilings(device: torch.device, smoke: bool, train_dtype: torch.dtype) -> dict[str, Any]:
-    """The device's bf16 matmul rate and copy bandwidth: the two roofs the trainer runs under.
-
-    When training runs in another dtype (fp32 on CPUs without native bf16, fp16 on pre-Ampere
-    GPUs) that dtype's matmul rate is measured too: the ceiling the trainer is held against.
-    """
-    n = 256 if smoke else 8192  # 8192^3: ~1 TFLOP per matmul, long enough to time cleanly
-    n_bytes = (16 if smoke else 1024) * 2**20
-    reps = 5 if smoke else 50
-    mm_s = matmul_s(n, device, reps, torch.bfloat16)
-    tflops = {"bfloat16": 2 * n**3 / mm_s / 1e12}
-    if train_dtype != torch.bfloat16:
-        other_s = matmul_s(n, device, reps, train_dtype)
-        tflops[str(train_dtype).removeprefix("torch.")] = 2 * n**3 / other_s / 1e12
-    cp_s = copy_s(n_bytes, device, reps)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return {
-        "matmul_bf16_tflops": tflops["bfloat16"],
-        "matmul_tflops_by_dtype": tflops,
-        "matmul_n": n,
-        "matmul_median_s": mm_s,
-        # A copy reads and writes every byte: 2x the buffer crosses the memory bus.
-        "copy_gb_per_s": 2 * n_bytes / cp_s / 1e9,
-        "copy_buffer_bytes": n_bytes,
-        "copy_median_s": cp_s,
-        "copy_definition": "device-to-device copy_, (read + write bytes) / median time",
-        "reps": reps,
-    }
-
-
-# --- 2. FLOPs per image ---------------------------------------------------------------------
-
-
-def flops_per_image(config: TrainConfig, num_classes: int, image_size: int) -> dict[str, Any]:
-    """Forward and forward + backward FLOPs of one training batch, per image."""
-    rt = resolve(config)
-    m = config.model
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = build_model(m.name, num_classes, m.width, m.depth, m.dropout)
-    net = net.to(rt.device, memory_format=fmt).train()  # type: ignore[call-overload]
-    batch = min(config.batch_size, 64)  # FLOPs are linear in the batch; a small one suffices
-    x = torch.randn(batch, 3, image_size, image_size, device=rt.device)
-    x = x.contiguous(memory_format=fmt)
-    y = torch.randint(0, num_classes, (batch,), device=rt.device)
-    with FlopCounterMode(display=False) as fwd, rt.autocast():
-        logits = net(x)
-    with FlopCounterMode(display=False) as bwd:
-        torch.nn.functional.cross_entropy(logits.float(), y).backward()
-    forward, backward = fwd.get_total_flops(), bwd.get_total_flops()
-    return {
-        "params": sum(p.numel() for p in net.parameters()),
-        "forward_flops_per_image": forward / batch,
-        "train_flops_per_image": (forward + backward) / batch,
-        "counted_batch": batch,
-        "counter": "torch.utils.flop_counter: conv and matmul only, 2 FLOPs per multiply-add",
-    }
 
 
 # --- 3 and 4. epochs and time to accuracy ---------------------------------------------------
@@ -285,118 +190,45 @@ def epochs_and_accuracy(
     return epoch_stats, to_acc
 
 
-# --- 5. packing -----------------------------------------------------------------------------
+# --- 5. host syncs per epoch ---------------------------------------------------------------
 
 
-def _pack_worker(
-    rank: int,
-    n_trials: int,
-    config_dict: dict[str, Any],
-    warmup_epochs: int,
-    cpu_threads: int,
-    barrier: Any,
-    results: Any,
-) -> None:
-    """One trial in its own process: capped memory, a normal trainer run, timed after warm-up."""
-    try:
-        config = build_config(config_dict)
-        if torch.cuda.is_available():
-            # What a 1/n-GPU trial gets in a search (tuner.adapter.cap_gpu_memory).
-            torch.cuda.set_per_process_memory_fraction(1 / n_trials, 0)
-        torch.set_num_threads(cpu_threads)
-        splits = load_splits(config.dataset)
-        images = 0
-        window: dict[str, float] = {}
-
-        def report(m: dict[str, float], _ckpt: Path) -> None:
-            nonlocal images
-            epoch = int(m["epoch"])
-            if epoch == warmup_epochs:
-                barrier.wait(timeout=900)  # every trial warm before the clock starts
-                window["start"] = time.monotonic()  # CLOCK_MONOTONIC: shared by processes
-            elif epoch > warmup_epochs:
-                images += round(m["images_per_s"] * m["train_s"])
-                window["end"] = time.monotonic()
-
-        # The validation report files (pandas, matplotlib) come after the timed window; skipping
-        # them only shortens each trial's exit.
-        no_report_files: contextlib.AbstractContextManager[Any] = (
-            mock.patch.object(engine, "write_metrics", lambda *_a, **_k: {})
-            if hasattr(engine, "write_metrics")
-            else contextlib.nullcontext()
-        )
-        with tempfile.TemporaryDirectory(prefix=f"bench-pack-{rank}-") as out, no_report_files:
-            engine.train(config, out, data=splits, report=report)
-        elapsed_s = window["end"] - window["start"]
-        results.put(("ok", rank, images, window["start"], window["end"], images / elapsed_s))
-    except BaseException as err:  # reported to the parent, which fails the whole measurement
-        results.put(("error", rank, f"{type(err).__name__}: {err}", traceback.format_exc()))
-        with contextlib.suppress(Exception):
-            barrier.abort()
-
-
-def packed_throughput(
-    config: TrainConfig, n_trials: int, warmup_epochs: int, cpu_threads: int, timeout_s: float
+def host_sync_audit(
+    config: TrainConfig, data: Splits, device: torch.device, work: Path
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")  # CUDA cannot be forked; each trial is a fresh process
-    barrier = ctx.Barrier(n_trials)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_pack_worker,
-            args=(rank, n_trials, config.to_dict(), warmup_epochs, cpu_threads, barrier, results),
-            daemon=True,
-        )
-        for rank in range(n_trials)
-    ]
-    for p in procs:
-        p.start()
-    rows: list[tuple[Any, ...]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(rows) < n_trials:
-            try:
-                rows.append(results.get(timeout=1.0))
-            except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead or time.monotonic() > deadline:
-                    why = f"exit code {dead[0].exitcode}" if dead else f"over {timeout_s:.0f} s"
-                    raise RuntimeError(f"packing with {n_trials} trials failed: {why}") from None
-            if rows[-1:] and rows[-1][0] == "error":
-                _, rank, msg, tb = rows[-1]
-                raise RuntimeError(f"packed trial {rank} of {n_trials} failed: {msg}\n{tb}")
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-    start = min(r[3] for r in rows)
-    end = max(r[4] for r in rows)
-    total_images = sum(r[2] for r in rows)
+    """One more 1-epoch trainer run, its training and evaluation phases watched op by op
+    (`trainable.syncs`): what each phase reads back to the host, copies across the bus and
+    waits for, against its number of batches. Untimed (watching slows every op) and uncompiled
+    (the watcher sees eager ops)."""
+    seen: dict[str, SyncCount] = {}
+    images: list[int] = []
+
+    def watch(phase: str, fn: Any) -> Any:
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            with count_host_syncs(device) as count:
+                out = fn(*args, **kwargs)
+            seen[phase] = count
+            if phase == "train":
+                images.append(out[3])
+            return out
+
+        return watched
+
+    audit = config.model_copy(update={"epochs": 1, "compile": False})
+    with (
+        mock.patch.object(engine, "_train_epoch", watch("train", engine._train_epoch)),
+        mock.patch.object(engine, "loss_acc", watch("evaluation", engine.loss_acc)),
+    ):
+        engine.train(audit, work / "audit", data=data, report=lambda *_: None)
+    eval_batches = -(-len(data.val) // config.eval_batch_size)
     return {
-        "trials": n_trials,
-        "memory_fraction": 1 / n_trials,
-        "window_s": end - start,
-        "images": total_images,
-        "images_per_s_total": total_images / (end - start),
-        "images_per_s_per_trial_median": statistics.median(r[5] for r in rows),
+        "train": {"batches": images[0] // config.batch_size, **seen["train"].as_dict()},
+        "evaluation": {"batches": eval_batches, **seen["evaluation"].as_dict()},
+        "note": "counted per epoch: reads = .item()/bool()/float() of a device value; copies "
+        "across the host-device bus; cuda_syncs from torch.cuda.set_sync_debug_mode (None off "
+        "CUDA). Expected: a constant few per epoch (the epoch's order and augmentation draws "
+        "sent once, the metrics read once), none per batch",
     }
-
-
-def packing(
-    config: TrainConfig, counts: Sequence[int], warmup_epochs: int, timed_epochs: int
-) -> list[dict[str, Any]]:
-    # Trials as a search runs them: the train/validation split, eval and checkpoints included.
-    trial = config.model_copy(update={"epochs": warmup_epochs + timed_epochs})
-    threads = torch.get_num_threads()
-    rows = [
-        packed_throughput(trial, n, warmup_epochs, max(1, threads // n), timeout_s=900)
-        for n in counts
-    ]
-    base = rows[0]["images_per_s_total"] if rows and rows[0]["trials"] == 1 else None
-    for row in rows:
-        row["speedup_vs_1"] = row["images_per_s_total"] / base if base else None
-    return rows
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -435,6 +267,17 @@ def print_tables(payload: dict[str, Any]) -> None:
         f"{_fmt(payload['flop_ceiling_fraction'], '.1%')} | {_fmt(e['compile_s'], '.1f')} | "
         f"{to_target} | {a['best_test_acc']:.2%} ({a['best_epoch']}, {a['train_s_to_best']:.2f} s) |"
     )
+    print("\nHost syncs in one epoch (the hot loops promise none per batch):\n")
+    print(
+        "| phase | batches | reads | copies to device | copies to host | data-dependent shapes | CUDA syncs |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for phase in ("train", "evaluation"):
+        h = payload["host_syncs_per_epoch"][phase]
+        print(
+            f"| {phase} | {h['batches']} | {h['reads']} | {h['copies_to_device']} | "
+            f"{h['copies_to_host']} | {h['data_dependent_shapes']} | {_fmt(h['cuda_syncs'], 'd')} |"
+        )
     print("\nPacked trials (each includes its per-epoch evaluation and checkpoints):\n")
     print("| concurrent trials | images/s total | images/s per trial | vs 1 trial |")
     print("|---|---|---|---|")
@@ -526,9 +369,12 @@ def run(config: TrainConfig, args: argparse.Namespace, counts: Sequence[int]) ->
     warmup = 1 if args.smoke else args.warmup_epochs
     print(f"training {config.epochs} epochs (+1 cold) ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as work:
+        full = full_train_splits(splits)
         epoch_stats, to_acc = epochs_and_accuracy(
-            config, full_train_splits(splits), rt.device, warmup, args.target_acc, Path(work)
+            config, full, rt.device, warmup, args.target_acc, Path(work)
         )
+        print("host syncs (1 watched epoch) ...", flush=True)
+        syncs = host_sync_audit(config, full, rt.device, Path(work))
     if rt.device.type == "cuda":
         torch.cuda.empty_cache()  # the packed trials get the card, less this process's context
     print(f"packing {counts} trials ...", flush=True)
@@ -554,6 +400,7 @@ def run(config: TrainConfig, args: argparse.Namespace, counts: Sequence[int]) ->
         "flop_ceiling_fraction": fraction if math.isfinite(fraction) else None,
         "flop_ceiling_dtype": train_dtype,
         "time_to_accuracy": to_acc,
+        "host_syncs_per_epoch": syncs,
         "packing": pack,
         "packing_setup": {
             "warmup_epochs": 1,

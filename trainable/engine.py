@@ -249,14 +249,15 @@ def _fit(
 
 def _check_warmup(config: TrainConfig, steps_per_epoch: int) -> None:
     """OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step raises
-    ZeroDivisionError mid-training, and a shorter one skips the warm-up. Refuse both up front."""
+    ZeroDivisionError when the schedule starts. Refused up front, in one line. (A shorter
+    warm-up, e.g. in a 1-epoch smoke run, only starts the schedule at its peak.)"""
     total = config.epochs * steps_per_epoch
-    warmup = config.schedule.pct_start * total
-    if warmup <= 1:
+    if float(config.schedule.pct_start * total) == 1.0:  # the product torch compares
         raise ConfigError(
-            f"schedule.pct_start={config.schedule.pct_start} warms up for {warmup:.2g} of "
-            f"{total} optimizer steps (epochs={config.epochs} x {steps_per_epoch} batches); "
-            "the warm-up needs more than one step: raise epochs or schedule.pct_start, or lower batch_size"
+            f"schedule.pct_start={config.schedule.pct_start} x {total} optimizer steps "
+            f"(epochs={config.epochs} x {steps_per_epoch} batches) is a warm-up of exactly one "
+            "step, on which torch's OneCycleLR divides by zero; change epochs, batch_size or "
+            "schedule.pct_start"
         )
 
 

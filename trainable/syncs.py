@@ -6,7 +6,7 @@ shuffle order and augmentation draws in one copy at its start. `count_host_syncs
 promise on any device, so tests on a CPU (and `bench/gpu.py` on a GPU) can hold the code to it:
 
 - On every device, a `TorchDispatchMode` sees each ATen op and counts
-  * reads of a tensor's value into Python (`.item()`, `bool(t)`, `float(t)`, `int(t)`),
+  * reads of a value on that device into Python (`.item()`, `bool(t)`, `float(t)`, `int(t)`),
   * copies between devices, host-to-device and device-to-host,
   * ops whose output size depends on the data (`nonzero`, `masked_select`, `unique`), which a
     GPU can only run by telling the host the size first.
@@ -70,14 +70,16 @@ def _devices(values: Any) -> set[torch.device]:
 
 
 class _Counter(TorchDispatchMode):
-    def __init__(self, count: SyncCount) -> None:
+    def __init__(self, count: SyncCount, device: torch.device) -> None:
         super().__init__()
-        self.count = count
+        self.count, self.device_type = count, device.type
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         kind = ""
-        if func in _READS:
+        if func in _READS and any(d.type == self.device_type for d in _devices(list(args))):
+            # Only values on the watched device: on a GPU, reading a host tensor (e.g. the
+            # step counter of an unfused Adam, kept on the host) makes nobody wait.
             kind, self.count.reads = "read", self.count.reads + 1
         elif func in _DATA_DEPENDENT:
             kind = "data-dependent shape"
@@ -107,7 +109,7 @@ def count_host_syncs(device: torch.device) -> Iterator[SyncCount]:
         if cuda:
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            with _Counter(count):
+            with _Counter(count, device):
                 yield count
         finally:
             if cuda:

@@ -56,6 +56,14 @@ def test_smoke_mode_measures_every_section(
     assert a["reached"] == (a["train_s_to_target"] is not None)
     assert a["cum_train_s_by_epoch"] == sorted(a["cum_train_s_by_epoch"])
 
+    h = r["host_syncs_per_epoch"]
+    assert h["train"]["batches"] == 384 // 64 and h["evaluation"]["batches"] == 1
+    for phase in ("train", "evaluation"):
+        # On the CPU copies are invisible (all host memory) and CUDA's counter is off; a read
+        # of a device value into Python is visible, and the hot loops make none.
+        assert h[phase]["reads"] == 0 and h[phase]["data_dependent_shapes"] == 0, h[phase]
+        assert h[phase]["cuda_syncs"] is None
+
     assert [row["trials"] for row in r["packing"]] == [1, 2]
     assert r["packing_setup"]["timed_epochs"] == 1
     for row in r["packing"]:

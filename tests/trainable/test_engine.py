@@ -192,11 +192,9 @@ def test_a_one_step_warm_up_is_refused_before_training(
     tiny_config: TinyConfig, tmp_path: Path
 ) -> None:
     # 512 training images / 256 = 2 batches x 2 epochs = 4 steps; 0.25 x 4 = a one-step
-    # warm-up, on which OneCycleLR divides by zero in the middle of training.
+    # warm-up, on which OneCycleLR divides by zero.
     cfg = tiny_config(epochs=2, batch_size=256)
-    with pytest.raises(
-        ConfigError, match=r"schedule.pct_start=0.25 warms up for 1 of 4 optimizer steps"
-    ):
+    with pytest.raises(ConfigError, match=r"schedule.pct_start=0.25 x 4 optimizer steps"):
         train(cfg, tmp_path, report=lambda *_: None)
     assert not (tmp_path / "last").exists()
     # One more epoch makes it 1.5 warm-up steps: trains.

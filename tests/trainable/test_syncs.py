@@ -33,6 +33,11 @@ def test_counts_reads_copies_and_data_dependent_shapes() -> None:
     assert (count.reads, count.data_dependent_shapes, count.copies_to_device) == (2, 1, 1)
     assert count.copies_to_host == 0 and count.cuda_syncs is None  # no CUDA: not measured
     assert any("_local_scalar_dense" in e for e in count.examples)
+    # Watching another device, a host value read is no wait for it.
+    with count_host_syncs(META) as meta_count:
+        t.sum().item()
+        t.to(META)
+    assert (meta_count.reads, meta_count.copies_to_device) == (0, 1)
 
 
 def test_other_warnings_still_reach_the_caller() -> None:
