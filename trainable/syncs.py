@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -54,14 +54,7 @@ class SyncCount:
     examples: list[str] = field(default_factory=list)  # the first few ops counted, for messages
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "reads": self.reads,
-            "copies_to_device": self.copies_to_device,
-            "copies_to_host": self.copies_to_host,
-            "data_dependent_shapes": self.data_dependent_shapes,
-            "cuda_syncs": self.cuda_syncs,
-            "examples": list(self.examples),
-        }
+        return asdict(self)
 
 
 def _devices(values: Any) -> set[torch.device]:
@@ -77,11 +70,12 @@ class _Counter(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         kind = ""
-        if func in _READS and any(d.type == self.device_type for d in _devices(list(args))):
-            # Only values on the watched device: on a GPU, reading a host tensor (e.g. the
-            # step counter of an unfused Adam, kept on the host) makes nobody wait.
+        # Reads and data-dependent shapes count only on the watched device: on a GPU, reading
+        # a host tensor (e.g. an unfused Adam's step counter, kept on the host) makes nobody wait.
+        on_device = any(d.type == self.device_type for d in _devices(list(args)))
+        if func in _READS and on_device:
             kind, self.count.reads = "read", self.count.reads + 1
-        elif func in _DATA_DEPENDENT:
+        elif func in _DATA_DEPENDENT and on_device:
             kind = "data-dependent shape"
             self.count.data_dependent_shapes += 1
         elif func in _COPIES:
