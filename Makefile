@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_ROOT ?= $(if $(wildcard ../shared/datasets/cifar10-jpeg/train),../shared/datasets/cifar10-jpeg,data)
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv run train test lint bench-loader bench-train bench-search
+.PHONY: venv run train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
 venv: $(VENV)/.ready
 
 # No file prerequisite: the path is keyed by the requirements' hash (a fresh clone's mtimes are new).
@@ -44,3 +44,10 @@ bench-train: venv
 
 bench-search: venv
 	$(PY) bench/search.py search_spaces/quick.yaml --data-root $(DATA_ROOT)
+
+bench-optimizer: venv
+	$(PY) bench/optimizer.py
+
+# On one CUDA GPU (refuses in one line without one); `$(PY) bench/gpu.py --smoke` runs on a CPU.
+bench-gpu: venv
+	$(PY) bench/gpu.py --data-root $(DATA_ROOT)

@@ -24,7 +24,13 @@ from trainable.config import TrainConfig
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.errors import ConfigError, UserError
 from trainable.evaluation import eval_batches, loss_acc, predict_confusion
-from trainable.loaders import DeviceLoader, channel_stats, epoch_seed, make_dataloader
+from trainable.loaders import (
+    DeviceLoader,
+    channel_stats,
+    epoch_seed,
+    make_dataloader,
+    train_steps,
+)
 from trainable.metrics import summarize, write_metrics
 from trainable.models import build_model
 from trainable.runtime import Runtime, backend_flags, resolve
@@ -100,6 +106,7 @@ def train(
         )
     runtime = resolve(config)
     splits = data if data is not None else load_splits(config.dataset)
+    _check_warmup(config, train_steps(len(splits.train), config.batch_size))
     report = report or progress_printer(config.epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(config.to_yaml())
@@ -138,7 +145,6 @@ def _fit(
         # GradScaler reads its found-inf flag before an unfused step); tests/trainable/test_syncs.py.
         fused=True,
     )
-    _check_warmup(config, len(train_batches))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,
         max_lr=config.optimizer.lr,
@@ -249,8 +255,8 @@ def _fit(
 
 def _check_warmup(config: TrainConfig, steps_per_epoch: int) -> None:
     """OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step raises
-    ZeroDivisionError when the schedule starts. Refused up front, in one line. (A shorter
-    warm-up, e.g. in a 1-epoch smoke run, only starts the schedule at its peak.)"""
+    ZeroDivisionError when the schedule starts. Refused before anything is written, in one
+    line. (A shorter warm-up, e.g. in a 1-epoch smoke run, only starts the schedule at its peak.)"""
     total = config.epochs * steps_per_epoch
     if float(config.schedule.pct_start * total) == 1.0:  # the product torch compares
         raise ConfigError(

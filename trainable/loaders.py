@@ -42,6 +42,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(epoch_seed(seed, epoch))
 
 
+def train_steps(n_images: int, batch_size: int) -> int:
+    """Training batches per epoch, in both loaders: the ragged last batch is dropped
+    (BatchNorm dislikes tiny batches) unless it is the only one."""
+    return max(1, n_images // batch_size)
+
+
 @dataclass(frozen=True)
 class AugmentDraws:
     """One epoch's random augmentation choices, one entry per sample in epoch order."""
@@ -120,8 +126,7 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         n = len(self.labels)
-        # Train drops the ragged last batch (BatchNorm dislikes tiny batches) unless it is the only one.
-        return max(1, n // self.batch_size) if self.train else -(-n // self.batch_size)
+        return train_steps(n, self.batch_size) if self.train else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         n, device = len(self.labels), self.images.device

@@ -12,7 +12,13 @@ import torch
 
 from trainable.config import AugmentConfig, LoaderConfig
 from trainable.data import ArrayDataset
-from trainable.loaders import DeviceLoader, crop_flip, draw_augment, make_dataloader
+from trainable.loaders import (
+    DeviceLoader,
+    crop_flip,
+    draw_augment,
+    make_dataloader,
+    train_steps,
+)
 
 SIZE, PAD, N = 16, 3, 3000
 MEAN, STD = [0.0, 0.0, 0.0], [1 / 255, 1 / 255, 1 / 255]  # normalisation leaves raw 0..255 values
@@ -107,3 +113,11 @@ def test_epoch_order_is_reproducible_and_changes_between_epochs() -> None:
     assert torch.equal(first, next(iter(loader))[1])
     loader.set_epoch(2)
     assert not torch.equal(first, next(iter(loader))[1])
+
+
+def test_both_loaders_have_the_train_steps_the_schedule_is_built_for() -> None:
+    for n in (40, 64, 100, 128, 129):
+        data = ArrayDataset(np.zeros((n, 4, 4, 3), dtype=np.uint8), np.zeros(n, dtype=np.int64))
+        device = DeviceLoader(data, 64, torch.device("cpu"), MEAN, STD, train=True)
+        classic = make_dataloader(data, 64, MEAN, STD, LoaderConfig(num_workers=0), train=True)
+        assert len(device) == len(classic) == len(list(classic)) == train_steps(n, 64), n
