@@ -4,8 +4,8 @@
     python bench/gpu.py --smoke      # tiny, on the CPU: exercises every section; not a result
 
 On one CUDA GPU (issue #6):
-1. Ceilings (bench/roofline.py): the device's bf16 matmul rate (square matmuls, median, TFLOP/s) and its copy
-   bandwidth (device-to-device `copy_`, read + write bytes, median, GB/s).
+1. Ceilings (bench/roofline.py): the device's bf16 matmul rate (square matmuls, median,
+   TFLOP/s) and its copy bandwidth (device-to-device `copy_`, read + write bytes, median, GB/s).
 2. FLOPs of the model per image (torch.utils.flop_counter: convolutions and matmuls, 2 per
    multiply-add), forward and forward + backward.
 3. Epochs: the trainer's own `train()` on the whole 50k training set with the test split as
