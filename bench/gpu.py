@@ -58,6 +58,7 @@ from trainable import engine
 from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.errors import UserError
+from trainable.loaders import train_steps
 from trainable.runtime import resolve
 from trainable.syncs import SyncCount, count_host_syncs
 
@@ -201,15 +202,12 @@ def host_sync_audit(
     waits for, against its number of batches. Untimed (watching slows every op) and uncompiled
     (the watcher sees eager ops)."""
     seen: dict[str, SyncCount] = {}
-    images: list[int] = []
 
     def watch(phase: str, fn: Any) -> Any:
         def watched(*args: Any, **kwargs: Any) -> Any:
             with count_host_syncs(device) as count:
                 out = fn(*args, **kwargs)
             seen[phase] = count
-            if phase == "train":
-                images.append(out[3])
             return out
 
         return watched
@@ -222,7 +220,10 @@ def host_sync_audit(
         engine.train(audit, work / "audit", data=data, report=lambda *_: None)
     eval_batches = -(-len(data.val) // config.eval_batch_size)
     return {
-        "train": {"batches": images[0] // config.batch_size, **seen["train"].as_dict()},
+        "train": {
+            "batches": train_steps(len(data.train), config.batch_size),
+            **seen["train"].as_dict(),
+        },
         "evaluation": {"batches": eval_batches, **seen["evaluation"].as_dict()},
         "note": "counted per epoch: reads = .item()/bool()/float() of a device value; copies "
         "across the host-device bus; cuda_syncs from torch.cuda.set_sync_debug_mode (None off "

@@ -14,9 +14,7 @@ Prints a table and writes bench/results/optimizer.json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_json
+from roofline import median_s
 
 from trainable.models import build_model
 from trainable.syncs import count_host_syncs
@@ -46,20 +45,11 @@ def step_times(
     )
     for p in params:
         p.grad = torch.randn_like(p)
-    for _ in range(5):
+    for _ in range(5):  # warm-up: the state tensors are created on the first step
         opt.step()
     with count_host_syncs(device) as count:
         opt.step()
-    times = []
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), count.reads
+    return median_s(opt.step, device, steps, warmup=0), count.reads
 
 
 def main(argv: list[str] | None = None) -> int:
