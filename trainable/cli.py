@@ -12,6 +12,7 @@ from typing import Any
 
 from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
+from trainable.vocab import Status
 
 TRAIN_EXAMPLES = """examples:
   python -m trainable train --config configs/cifar10_smallnet.yaml --data-root ../shared/datasets/cifar10-jpeg
@@ -154,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
         f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}"
     )
-    return 0 if result.status != "diverged" else 1
+    return 0 if result.status != Status.DIVERGED else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from trainable.errors import ConfigError
+from trainable.vocab import METRIC_MODES, Mode
 
 
 class StrictModel(BaseModel):
@@ -108,8 +109,8 @@ class EarlyStoppingConfig(StrictModel):
     monitor: Literal["val_acc", "val_loss"] = "val_acc"
 
     @property
-    def mode(self) -> Literal["max", "min"]:
-        return "max" if self.monitor == "val_acc" else "min"
+    def mode(self) -> Mode:
+        return METRIC_MODES[self.monitor]
 
 
 class AugmentConfig(StrictModel):

@@ -34,13 +34,14 @@ from trainable.loaders import (
 from trainable.metrics import summarize, write_metrics
 from trainable.models import build_model
 from trainable.runtime import Runtime, backend_flags, resolve
+from trainable.vocab import EPOCH, FINAL, Status, improves
 
 ReportFn = Callable[[dict[str, float], Path], None]
 
 
 @dataclass
 class TrainResult:
-    status: str  # "completed" | "early_stopped" | "diverged"
+    status: Status  # COMPLETED | EARLY_STOPPED | DIVERGED
     reason: str
     epochs_run: int
     best_epoch: int
@@ -65,8 +66,7 @@ class _EarlyStopper:
     bad_epochs: int = 0
 
     def update(self, value: float, epoch: int) -> bool:
-        sign = 1.0 if self.mode == "max" else -1.0
-        if math.isnan(self.best) or sign * (value - self.best) > self.min_delta:
+        if improves(self.mode, value, self.best, self.min_delta):
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True
         self.bad_epochs += 1
@@ -177,7 +177,7 @@ def _fit(
     # Both are timed apart (compile_s) so epoch 1's throughput is the model's, not the compiler's.
     compile_s = _compile_eval_graph(step_model, val_batches, rt, fmt) if config.compile else 0.0
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    status, reason = "completed", f"ran all {config.epochs} epochs"
+    status, reason = Status.COMPLETED, f"ran all {config.epochs} epochs"
     for epoch in range(start, config.epochs + 1):
         if stopper.should_stop:
             break
@@ -194,13 +194,13 @@ def _fit(
             n_images -= config.batch_size
         if not finite:
             status, reason = (
-                "diverged",
+                Status.DIVERGED,
                 f"non-finite training loss in epoch {epoch}; lower optimizer.lr",
             )
             break
         val_loss, val_acc = loss_acc(step_model, val_batches, rt, fmt, config.tta_hflip)
         metrics = {
-            "epoch": float(epoch),
+            EPOCH: float(epoch),
             "train_loss": loss,
             "train_acc": acc,
             "val_loss": val_loss,
@@ -215,7 +215,7 @@ def _fit(
         improved = stopper.update(metrics[es.monitor], epoch)
         # 1.0 when training ends after this epoch by its own rules (schedule done or early
         # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
-        metrics["final"] = float(epoch == config.epochs or stopper.should_stop)
+        metrics[FINAL] = float(epoch == config.epochs or stopper.should_stop)
         history.append(metrics)
         state = {
             "model": net.state_dict(),
@@ -235,7 +235,7 @@ def _fit(
         checkpoint.save_atomic(state, out_dir / "last" / checkpoint.FILENAME)
         report(metrics, out_dir / "last")
         if stopper.should_stop:
-            status = "early_stopped"
+            status = Status.EARLY_STOPPED
             reason = f"{es.monitor} did not improve by > {es.min_delta} for {es.patience} epochs"
     result = TrainResult(
         status, reason, len(history), stopper.best_epoch, stopper.best, es.monitor, out_dir, history

@@ -23,6 +23,7 @@ from ray import tune
 from trainable.config import build_config, deep_merge
 from trainable.data import Splits
 from trainable.engine import train
+from trainable.vocab import DIVERGED, EPOCH, FINAL, REASON, Status
 from tuner.limits import cap_gpu_memory, cap_host_memory, is_out_of_memory, out_of_memory
 from tuner.spec import trial_overrides
 
@@ -63,16 +64,16 @@ def trial_function(
             if is_out_of_memory(err):
                 raise out_of_memory(err, memory_mb, gpu_fraction) from None
             raise
-        if result.status == "diverged":
+        if result.status == Status.DIVERGED:
             nan = math.nan
             tune.report(
                 {
-                    "epoch": float(result.epochs_run + 1),
+                    EPOCH: float(result.epochs_run + 1),
                     "val_loss": nan,
                     "val_acc": nan,
-                    "diverged": 1.0,
-                    "final": 0.0,
-                    "reason": result.reason,
+                    DIVERGED: 1.0,
+                    FINAL: 0.0,
+                    REASON: result.reason,
                 }
                 | node
             )

@@ -20,6 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from trainable.vocab import DIVERGED, FINAL
 from tuner.spec import Param, SearchSpec
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,11 @@ class PruneAwareOptunaSearch(OptunaSearch):
         ot_trial, study = self._ot_trials[trial_id], self._ot_study
         # An errored trial (Ray would tell COMPLETE with its last value when it has one) and a
         # diverged one (NaN loss) are failures for Optuna, not scores: TPE learns nothing false.
-        if error or (result and result.get("diverged")):
+        if error or (result and result.get(DIVERGED)):
             study.tell(ot_trial, state=TrialState.FAIL)  # type: ignore[attr-defined]
             self._completed_trials.add(trial_id)
             return
-        if not result or result.get("final"):
+        if not result or result.get(FINAL):
             super().on_trial_complete(trial_id, result, error)
             return
         # Tune skips on_trial_result for the result on which the scheduler stops a trial, so

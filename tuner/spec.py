@@ -39,6 +39,7 @@ from trainable.config import (
     read_yaml,
 )
 from trainable.errors import ConfigError
+from trainable.vocab import Mode, Objective, check_mode
 
 # \Z, not $: `$` also matches before a trailing newline.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -103,7 +104,7 @@ class SchedulerSpec(StrictModel):
 
     kind: Literal["asha", "fifo"] = "asha"
     metric: Literal["val_acc", "val_loss"] = "val_acc"
-    mode: Literal["max", "min"] = "max"
+    mode: Mode = "max"
     max_t: int = Field(30, ge=1, le=10000)
     grace_period: int = Field(2, ge=1)
     reduction_factor: float = Field(3.0, gt=1.0)
@@ -112,11 +113,12 @@ class SchedulerSpec(StrictModel):
     def _check(self) -> SchedulerSpec:
         if self.grace_period > self.max_t:
             raise ValueError(f"grace_period ({self.grace_period}) must be <= max_t ({self.max_t})")
-        if (self.metric == "val_acc") != (self.mode == "max"):
-            raise ValueError(
-                f"mode '{self.mode}' does not fit metric '{self.metric}' (val_acc: max, val_loss: min)"
-            )
+        check_mode(self.metric, self.mode)
         return self
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.metric, self.mode)
 
 
 class ResourcesSpec(StrictModel):
