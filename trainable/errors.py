@@ -6,6 +6,11 @@ The command lines catch `UserError`, print `error: <message>` and exit with `exi
 
 from __future__ import annotations
 
+import errno
+
+# The errors that say the storage cannot take a write, rather than that the code is wrong.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
 
 class UserError(Exception):
     """Bad input from the user (config, paths, hardware requests); never a bug."""
@@ -31,7 +36,28 @@ class DeviceError(UserError):
     exit_code = 4
 
 
+class StorageError(UserError):
+    """The results storage cannot take a write (full, read-only); nothing written is lost."""
+
+    exit_code = 5
+
+
 class Interrupted(UserError):
-    """The user stopped a run (Ctrl-C); its state is saved and it can be resumed."""
+    """A run stopped from outside (Ctrl-C: 130, SIGTERM: 143); its state is saved and it can be
+    resumed."""
 
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def storage_error(err: BaseException) -> OSError | None:
+    """The OSError in `err` or its causes that says the storage is full or read-only."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

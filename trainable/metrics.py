@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainable import atomic
+
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
     flat = labels.long() * num_classes + preds.long()
@@ -72,15 +74,17 @@ def write_metrics(summary: dict[str, Any], out_dir: Path, title: str = "") -> di
         "confusion_csv": out_dir / "confusion_matrix.csv",
         "confusion_png": out_dir / "confusion_matrix.png",
     }
-    paths["json"].write_text(json.dumps(summary, indent=2))
+    # Each file atomically (a kill or a full disk leaves the previous file, never half of one).
+    atomic.write_text(paths["json"], json.dumps(summary, indent=2))
     per_class = pd.DataFrame.from_dict(summary["per_class"], orient="index")
     per_class.index.name = "class"
-    per_class.to_csv(paths["per_class_csv"])
+    with atomic.atomic_path(paths["per_class_csv"]) as tmp:
+        per_class.to_csv(tmp)
     frame = pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes)
-    frame.to_csv(paths["confusion_csv"])
-    plot_confusion(
-        cm, classes, paths["confusion_png"], title or f"accuracy {summary['accuracy']:.2%}"
-    )
+    with atomic.atomic_path(paths["confusion_csv"]) as tmp:
+        frame.to_csv(tmp)
+    with atomic.atomic_path(paths["confusion_png"]) as tmp:
+        plot_confusion(cm, classes, tmp, title or f"accuracy {summary['accuracy']:.2%}")
     return paths
 
 
@@ -107,6 +111,6 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, title: st
                     color = "white" if row_norm[i, j] > 0.5 else "black"
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, format="png")  # format given: the path may be a temp name
     finally:
         plt.close(fig)

@@ -18,10 +18,12 @@ import pandas as pd
 import yaml
 
 from trainable.errors import UserError
-from tuner.experiment import MANIFEST_FILE, SPEC_FILE
-from tuner.results import SUMMARY_FILE, TRIALS_FILE
-from tuner.retrain import BEST_CONFIG, BEST_DIR
+from trainable.vocab import REASON, TRIAL_ID, Objective
+from tuner.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
+
+# How the messages below name the two files that make a folder an experiment.
+_MARKERS = "search_space.yaml and manifest.json"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,14 @@ class Experiment:
     path: Path
     spec: SearchSpec
     manifest: dict[str, Any]
+
+    @property
+    def results(self) -> ResultsDir:
+        return ResultsDir(self.path)
+
+    @property
+    def objective(self) -> Objective:
+        return self.spec.scheduler.objective
 
     @property
     def metric(self) -> str:
@@ -43,12 +53,12 @@ class Experiment:
         return str(self.manifest.get("status", "unknown"))
 
     def test_summary(self) -> dict[str, Any] | None:
-        path = self.path / BEST_DIR / "test_summary.json"
+        path = self.results.test_summary
         return json.loads(path.read_text()) if path.is_file() else None
 
 
 def is_experiment(path: Path) -> bool:
-    return (path / SPEC_FILE).is_file() and (path / MANIFEST_FILE).is_file()
+    return ResultsDir(path).is_experiment()
 
 
 def open_experiment(path: Path) -> Experiment:
@@ -60,14 +70,15 @@ def open_experiment(path: Path) -> Experiment:
     if not is_experiment(path):
         hint = " (it holds experiments: pass one of them)" if find_experiments(path) else ""
         raise UserError(
-            f"{path} is not a search results folder (no {SPEC_FILE} and {MANIFEST_FILE}){hint}; "
+            f"{path} is not a search results folder (no {_MARKERS}){hint}; "
             "see: python -m tuner list"
         )
+    files = ResultsDir(path)
     try:
-        spec = validate_spec(yaml.safe_load((path / SPEC_FILE).read_text()), str(path / SPEC_FILE))
-        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        spec = validate_spec(yaml.safe_load(files.spec.read_text()), str(files.spec))
+        manifest = json.loads(files.manifest.read_text())
     except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: unreadable {SPEC_FILE} or {MANIFEST_FILE}: {err}") from err
+        raise UserError(f"{path}: unreadable {_MARKERS}: {err}") from err
     return Experiment(path.resolve(), spec, manifest)
 
 
@@ -85,54 +96,38 @@ def find_experiments(root: Path) -> list[Path]:
 
 
 def trial_table(exp: Experiment) -> pd.DataFrame:
-    """One row per trial, best first, computed from every epoch in `trials.parquet`.
+    """One row per trial, best first, as the search wrote it to `summary.csv`.
 
     Columns: trial_id, status, epochs, best_<metric>, `config.<key>` for each searched key,
-    then reason (when summary.csv has one; last, as it is the only long text).
-    Trials that errored before reporting an epoch have no rows in trials.parquet; they are
-    taken from summary.csv so that the status counts stay complete.
+    then reason (last, as it is the only long text).
     """
-    rows = read_rows(exp)
-    best_col = f"best_{exp.metric}"
-    keys = [f"config.{k}" for k in exp.spec.space]
-    if rows.empty:
-        table = pd.DataFrame(columns=["trial_id", "status", "epochs", best_col, *keys])
-    else:
-        grouped = rows.groupby("trial_id", sort=False)
-        table = grouped.agg(
-            status=("status", "last"),
-            epochs=("epoch", "max"),
-            **{best_col: (exp.metric, "max" if exp.mode == "max" else "min")},
+    path = exp.results.summary
+    if not path.is_file():
+        raise UserError(
+            f"{exp.path} has no {path.name} yet (status: {exp.status}); the tables are written "
+            f"when the search ends: finish it with 'python -m tuner resume {exp.path}'"
         )
-        present = [k for k in keys if k in rows.columns]
-        table = table.join(grouped[present].first()).reset_index()
-        table["epochs"] = table["epochs"].astype(int)
-    summary_path = exp.path / SUMMARY_FILE
-    if summary_path.is_file():
-        summary = pd.read_csv(summary_path, dtype={"trial_id": str})
-        missing = summary[~summary["trial_id"].isin(table["trial_id"])]
-        if len(missing):
-            extra = missing.reindex(columns=table.columns).assign(epochs=0)
-            table = pd.concat([table, extra], ignore_index=True)
-        if "reason" in summary.columns:  # why a trial ended, where the search recorded it
-            reasons = summary.set_index("trial_id")["reason"].fillna("")
-            table["reason"] = table["trial_id"].map(reasons).fillna("")
-    return table.sort_values(best_col, ascending=exp.mode == "min", na_position="last").reset_index(
-        drop=True
-    )
+    summary = pd.read_csv(path, dtype={TRIAL_ID: str})
+    best_col = f"best_{exp.metric}"
+    keys = [f"config.{k}" for k in exp.spec.space if f"config.{k}" in summary.columns]
+    table = summary.reindex(columns=[TRIAL_ID, "status", "epochs", best_col, *keys, REASON])
+    table[REASON] = table[REASON].fillna("")
+    return table.sort_values(
+        best_col, ascending=exp.objective.ascending, na_position="last"
+    ).reset_index(drop=True)
 
 
 def read_rows(exp: Experiment) -> pd.DataFrame:
     """Every reported epoch; a UserError if the search has not written its tables yet."""
-    path = exp.path / TRIALS_FILE
+    path = exp.results.trials
     if not path.is_file():
         raise UserError(
-            f"{exp.path} has no {TRIALS_FILE} yet (status: {exp.status}); the tables are written "
+            f"{exp.path} has no {path.name} yet (status: {exp.status}); the tables are written "
             f"when the search ends: finish it with 'python -m tuner resume {exp.path}'"
         )
     rows = pd.read_parquet(path)
     if not rows.empty:
-        rows["trial_id"] = rows["trial_id"].astype(str)
+        rows[TRIAL_ID] = rows[TRIAL_ID].astype(str)
     return rows
 
 
@@ -165,9 +160,7 @@ def list_text(root: Path) -> str:
         raise UserError(f"{root} is a file; pass the folder your searches store results in")
     found = find_experiments(root)
     if not found:
-        return (
-            f"no experiments under {root} (a results folder holds {SPEC_FILE} and {MANIFEST_FILE})"
-        )
+        return f"no experiments under {root} (a results folder holds {_MARKERS})"
     records = []
     for path in found:
         try:
@@ -188,7 +181,7 @@ def show_text(path: Path, top: int = 5) -> str:
     provenance = exp.manifest.get("data_provenance")
     if provenance:
         lines.append(f"{'data':>14}: {provenance}")
-    if (exp.path / TRIALS_FILE).is_file():
+    if exp.results.summary.is_file():
         table = trial_table(exp)
         counts = table["status"].value_counts().to_dict()
         lines.append(f"{'by status':>14}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -196,10 +189,12 @@ def show_text(path: Path, top: int = 5) -> str:
         lines += ["", f"top {len(shown)} trials by {exp.metric} ({exp.mode}):"]
         lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     else:
-        lines.append(f"\nno {TRIALS_FILE} yet: the trial tables are written when the search ends")
-    best = exp.path / BEST_CONFIG
+        lines.append(
+            f"\nno {exp.results.summary.name} yet: the trial tables are written when the search ends"
+        )
+    best = exp.results.best_config()
     if best.is_file():
         lines += ["", f"best config ({best}):", best.read_text().rstrip()]
     else:
-        lines += ["", f"no {BEST_CONFIG} yet: it is written after the best trial is retrained"]
+        lines += ["", f"no {best.name} yet: it is written after the best trial is retrained"]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from typing import Any
 
 from trainable.config import deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
+from tuner.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
 
 EXAMPLES = {
@@ -148,6 +149,21 @@ def _afterwards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(err: KeyboardInterrupt, results_dir: Path | None) -> int:
+    """Ctrl-C (130) or SIGTERM (143) outside Tune's own state save: every stage resumes from
+    its files. `stopping.StopState` puts the signal's name in the exception."""
+    from tuner.stopping import EXIT_CODES
+
+    reason = str(err) or "stopped by SIGINT"
+    code = next((c for s, c in EXIT_CODES.items() if s.name in reason), 130)
+    if results_dir is not None and results_dir.exists():
+        how = f"continue with: python -m tuner resume {results_dir}"
+    else:  # stopped before the results folder was made: nothing to resume
+        how = "nothing was written yet: run the same command again"
+    print(f"\ninterrupted ({reason}); {how}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     results_dir: Path | None = None
@@ -162,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             from tuner.retrain import export_config, load_best_config
 
-            path = export_config(load_best_config(args.results_dir), args.results_dir, args.format)
+            results = ResultsDir(args.results_dir)
+            path = export_config(load_best_config(results), results, args.format)
             print(f"wrote {path}")
             return 0
         if args.command in ("report", "list", "show"):
@@ -181,13 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
             f"± {outcome['test_accuracy_std']:.2%}\n"
             f"results: {results_dir}  (report: python -m tuner report {results_dir})\n"
-            f"production training: python -m trainable train --config {results_dir / 'best_config.yaml'}"
+            f"production training: python -m trainable train --config {ResultsDir(results_dir).best_config()}"
         )
         return 0
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
-        where = results_dir if results_dir is not None else "<results folder>"
-        print(f"\ninterrupted; continue with: python -m tuner resume {where}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a second signal, or one outside the search stage
+        return _interrupted(err, results_dir)
     except UserError as err:
         if args.debug:
             raise

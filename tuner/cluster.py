@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainable.errors import DeviceError, UserError
+from trainable.errors import DeviceError, UserError, storage_error
 from tuner.spec import SearchSpec
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -191,3 +191,19 @@ def check_shared_storage(storage_root: Path) -> None:
             f"({', '.join(blind)}): on a multi-node cluster put results on a folder shared by "
             "every node at the same path (e.g. NFS), via --storage-path"
         )
+
+
+@contextlib.contextmanager
+def user_errors_from_ray() -> Iterator[None]:
+    """A user error or a storage error raised inside a Ray task arrives wrapped in a
+    RayTaskError whose text is the remote traceback; re-raise the original, so the command
+    prints its one line (and `--debug` still shows where it came from)."""
+    from ray.exceptions import RayTaskError
+
+    try:
+        yield
+    except RayTaskError as err:
+        cause = err.cause
+        if isinstance(cause, UserError) or storage_error(cause) is not None:
+            raise cause from err
+        raise

@@ -1,8 +1,16 @@
-"""One search, end to end: checks, Ray Tune (Optuna TPE + ASHA), tables, retrain, export.
+"""One search, end to end, as a sequence of resumable stages.
 
-Results folder `<storage_path>/<name>/` is Ray Tune's own experiment directory (readable by
-`ExperimentAnalysis` and `Tuner.restore`) plus `search_space.yaml`, `manifest.json`,
-`trials.parquet`, `summary.csv`, the Optuna study journal, `best/` and `best_config.yaml`.
+    prepare   checks (resources, shared storage), the dataset decoded once and put in the
+              object store; redone by every process (cheap: decoded files are cached)
+    search    Ray Tune runs the trials (Optuna proposes, ASHA cuts); Tune's own state resumes it
+    tables    trials.parquet and summary.csv from Tune's results; the winner and its config
+    retrain   the winner retrained with each seed, tested once (`retrain/seed-<k>` per seed;
+              a killed seed resumes from its last checkpoint, a finished one is never redone)
+    export    best/ (checkpoint, test metrics, test_summary.json, config) and best_config.yaml
+
+Each stage is recorded in manifest.json once its outputs are complete, and `resume` starts at
+the first stage not recorded, so a kill at any moment loses at most the stage in progress
+(and for the search and each seed, at most an epoch). The folder's names: `tuner.layout`.
 """
 
 from __future__ import annotations
@@ -10,86 +18,27 @@ from __future__ import annotations
 import json
 import os
 import pickletools
-import platform
-import subprocess
-import sys
 import time
-from importlib import metadata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trainable.config import read_yaml
+from trainable import atomic
+from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.data import load_splits
-from trainable.errors import Interrupted, UserError
-from trainable.runtime import cpu_model
-from tuner.cluster import (
-    RayOptions,
-    alive_nodes,
-    check_resources,
-    check_shared_storage,
-    ray_session,
-)
-from tuner.progress import live_table, summary_line
-from tuner.spec import SearchSpec, validate_spec
-
-SPEC_FILE = "search_space.yaml"
-MANIFEST_FILE = "manifest.json"
+from trainable.errors import Interrupted, StorageError, UserError, storage_error
+from tuner.cluster import RayOptions, check_resources, check_shared_storage, ray_session
+from tuner.layout import ResultsDir
+from tuner.manifest import Manifest, SearchStatus, provenance
+from tuner.spec import SearchSpec, trial_overrides, validate_spec
+from tuner.stopping import StopState, StorageGuard, stop_signals, storage_message
 
 
 def results_dir_for(spec: SearchSpec) -> Path:
     return (Path(spec.storage_path).expanduser() / spec.name).resolve()
-
-
-def manifest(spec_raw: dict[str, Any], provenance: str, results_dir: Path) -> dict[str, Any]:
-    import ray
-
-    def version(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    repo = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "search_space": spec_raw,
-        "results_dir": str(results_dir),
-        "packages": {
-            p: version(p)
-            for p in ("torch", "torchvision", "ray", "optuna", "pandas", "pyarrow", "numpy")
-        },
-        "git_commit": commit.stdout.strip() or None,
-        "hardware": {
-            "driver_host": platform.node(),
-            "driver_cpu": cpu_model(),
-            "cluster_resources": {
-                k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")
-            },
-            "nodes": len(alive_nodes()),
-        },
-        "data_provenance": provenance,
-        "status": "running",
-    }
-
-
-def _update_manifest(results_dir: Path, **fields: Any) -> None:
-    path = results_dir / MANIFEST_FILE
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update(fields)
-    _write_atomic(path, json.dumps(data, indent=2, default=str))
-
-
-def _manifest_status(results_dir: Path) -> str | None:
-    try:
-        return str(json.loads((results_dir / MANIFEST_FILE).read_text()).get("status"))
-    except (OSError, ValueError, AttributeError):  # absent or damaged: Tune's state decides
-        return None
 
 
 def _no_world_writable_files() -> None:
@@ -99,78 +48,82 @@ def _no_world_writable_files() -> None:
     os.umask(os.umask(0) | 0o002)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """A reader (or a kill) never sees half a file: write beside it, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[str, Any]:
-    results_dir = results_dir_for(spec)
-    if results_dir.exists():
+    results = ResultsDir(results_dir_for(spec))
+    if results.path.exists():
         raise UserError(
-            f"results folder {results_dir} already exists; continue it with "
-            f"'python -m tuner resume {results_dir}', or change 'name' or --storage-path"
+            f"results folder {results.path} already exists; continue it with "
+            f"'python -m tuner resume {results.path}', or change 'name' or --storage-path"
         )
-    base = spec.base_config()
     _no_world_writable_files()
-    with ray_session(opts):
-        check_resources(spec)
-        check_shared_storage(results_dir.parent)
-        splits = load_splits(base.dataset)  # decoded once here, shared through the object store
-        results_dir.mkdir(parents=True)
-        _write_atomic(results_dir / SPEC_FILE, yaml.safe_dump(spec_raw, sort_keys=False))
-        _write_atomic(
-            results_dir / MANIFEST_FILE,
-            json.dumps(manifest(spec_raw, splits.provenance, results_dir), indent=2),
-        )
-        return _search_and_finish(spec, results_dir, splits, restore=False)
+    with ray_session(opts), stop_signals() as stop, _storage_errors(results):
+        splits = _prepare(spec, results)
+        _create(results, spec_raw, splits.provenance)
+        return _stages(spec, results, splits, stop)
+
+
+def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str) -> None:
+    """The results folder appears whole, with its spec and manifest (made beside it, then
+    renamed): a kill never leaves a folder that `run` refuses and `resume` cannot read."""
+    staging = ResultsDir(results.path.with_name(f".{results.path.name}.{os.getpid()}.tmp"))
+    staging.path.mkdir(parents=True)
+    atomic.write_text(staging.spec, yaml.safe_dump(spec_raw, sort_keys=False))
+    manifest = provenance(spec_raw, data_provenance, results.path)
+    atomic.write_text(staging.manifest, json.dumps(manifest, indent=2))
+    staging.path.rename(results.path)
 
 
 def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
-    spec_file = results_dir / SPEC_FILE
-    if not spec_file.is_file():
-        raise UserError(
-            f"{results_dir} is not a search results folder (no {SPEC_FILE}); pass the folder 'tuner run' created"
-        )
-    spec_raw = read_yaml(spec_file)
-    if not isinstance(spec_raw, dict):
-        raise UserError(f"{spec_file} is not a search-space mapping; the folder is damaged")
-    spec = validate_spec(spec_raw, str(spec_file))
-    if _manifest_status(results_dir) == "finished":
+    results = ResultsDir(results_dir)
+    spec = _saved_spec(results)
+    manifest = Manifest(results.manifest)
+    if manifest.status == SearchStatus.FINISHED:
         raise UserError(
             f"{results_dir} is a finished search: nothing to resume; see "
             f"'python -m tuner show {results_dir}', or start a new run under another name"
         )
-    check_tune_state(results_dir)
+    if not manifest.done("search"):
+        check_tune_state(results)
     _no_world_writable_files()
-    with ray_session(opts):
-        check_resources(spec)
-        check_shared_storage(results_dir.parent)
-        splits = load_splits(spec.base_config().dataset)
-        return _search_and_finish(spec, results_dir, splits, restore=True)
+    with ray_session(opts), stop_signals() as stop, _storage_errors(results):
+        splits = _prepare(spec, results)
+        if not manifest.read():  # damaged: its provenance is written again, stages found anew
+            raw = read_yaml(results.spec)
+            atomic.write_text(
+                results.manifest, json.dumps(provenance(raw, splits.provenance, results.path))
+            )
+        manifest.update(status=SearchStatus.RUNNING)
+        return _stages(spec, results, splits, stop)
 
 
-def check_tune_state(results_dir: Path) -> None:
+def _saved_spec(results: ResultsDir) -> SearchSpec:
+    if not results.spec.is_file():
+        raise UserError(
+            f"{results.path} is not a search results folder (no {results.spec.name}); pass the "
+            "folder 'tuner run' created"
+        )
+    spec_raw = read_yaml(results.spec)
+    if not isinstance(spec_raw, dict):
+        raise UserError(f"{results.spec} is not a search-space mapping; the folder is damaged")
+    return validate_spec(spec_raw, str(results.spec))
+
+
+def check_tune_state(results: ResultsDir) -> None:
     """Ray Tune's own state files, read before Ray starts, so that a truncated one (a kill
     during a write, a full disk) is a one-line error naming it rather than a traceback."""
-    tuner_pkl = results_dir / "tuner.pkl"
-    if not tuner_pkl.is_file():
-        raise UserError(
-            f"{results_dir} holds no Ray Tune experiment state (no tuner.pkl); start a new run"
-        )
+    if not results.tune_state.is_file():
+        return  # killed before Tune saved anything: the search starts afresh in this folder
     try:
         # Walk the pickle's opcodes to its STOP without executing any of them: catches an empty
         # or cut-off file, and runs nothing from it (Tuner.restore unpickles it later).
-        for _ in pickletools.genops(tuner_pkl.read_bytes()):
+        for _ in pickletools.genops(results.tune_state.read_bytes()):
             pass
     except (OSError, ValueError) as err:
         raise UserError(
-            f"{tuner_pkl} is empty or corrupt ({type(err).__name__}); this search cannot be "
-            "resumed: its finished trials stay in their folders; start a new run under a new name"
+            f"{results.tune_state} is empty or corrupt ({type(err).__name__}); this search cannot "
+            "be resumed: its finished trials stay in their folders; start a new run under a new name"
         ) from err
-    for state in sorted(results_dir.glob("experiment_state-*.json")):
+    for state in results.tune_experiment_states():
         try:
             json.loads(state.read_text())
         except (OSError, ValueError) as err:
@@ -180,135 +133,151 @@ def check_tune_state(results_dir: Path) -> None:
             ) from err
 
 
-def _trial_name(trial: Any) -> str:
-    return f"trial-{trial.trial_id}"
+@contextmanager
+def _storage_errors(results: ResultsDir) -> Iterator[None]:
+    """A write that fails because the storage is full or read-only ends the run in one line
+    naming the path and the free space; every file was written atomically, so nothing is
+    half-written and `resume` continues once there is room."""
+    try:
+        yield
+    except Exception as err:
+        full = storage_error(err)
+        if full is None:
+            raise
+        raise StorageError(
+            f"{storage_message(full, results.path)}; the search's state is kept: free some "
+            f"space, then continue with 'python -m tuner resume {results.path}'"
+        ) from err
 
 
-def _search_and_finish(
-    spec: SearchSpec, results_dir: Path, splits: Any, *, restore: bool
-) -> dict[str, Any]:
+def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:
+    check_resources(spec)
+    check_shared_storage(results.path.parent)
+    return load_splits(spec.base_config().dataset)  # decoded once, shared via the object store
+
+
+def _stages(spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState) -> dict[str, Any]:
     import ray
-    from ray import tune
 
-    from trainable.config import build_config, deep_merge
-    from tuner.adapter import trial_function
-    from tuner.results import write_tables
-    from tuner.retrain import retrain_best
-    from tuner.searcher import make_searcher
-    from tuner.spec import trial_overrides
+    from tuner.search import SearchRun
 
-    base = spec.base_config()
+    manifest = Manifest(results.manifest)
     data_ref = ray.put(splits)
-    res = spec.resources
-    trainable = tune.with_resources(
-        trial_function(base.to_dict(), data_ref, res.gpu, res.memory_mb),
-        {"cpu": res.cpus, "gpu": res.gpu}
-        | ({"memory": res.memory_mb * 2**20} if res.memory_mb else {}),
-    )
-    concurrency = spec.max_concurrent_trials or max(
-        1, int(ray.cluster_resources().get("CPU", 1) // spec.resources.cpus)
-    )
-    # A searcher otherwise keeps a single pending trial, so trials would start one at a time.
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(concurrency))
-    # Every epoch checkpoints (so a killed trial loses at most one epoch), which makes Tune
-    # snapshot its state often; on local or shared storage that is cheap, so no warning.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    reporter = live_table(spec)
-    t0 = time.perf_counter()
-    if restore:
-        tuner = tune.Tuner.restore(str(results_dir), trainable=trainable, resume_errored=True)
-    else:
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    search = SearchRun(spec, results, data_ref)
+    grid = None
+    if not manifest.done("search"):
+        grid, wall_s = _search_stage(search, manifest, stop)
+        manifest.mark_done("search", wall_s=wall_s)
+    if not manifest.done("tables"):
+        manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
+    best_config = _best_config(spec, manifest.stage("tables"))
+    outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
+    if not manifest.done("export"):
+        from tuner.retrain import export
 
-        s = spec.scheduler
-        scheduler = (
-            ASHAScheduler(
-                time_attr="training_iteration",
-                max_t=s.max_t,
-                grace_period=s.grace_period,
-                reduction_factor=s.reduction_factor,
-            )
-            if s.kind == "asha"
-            else FIFOScheduler()
+        test = export(best_config, outcomes, results)
+        keys = ("test_accuracy_mean", "test_accuracy_std", "exported_seed", "failed_seeds")
+        manifest.mark_done("export", **{k: test[k] for k in keys})
+    return _finish(manifest)
+
+
+def _search_stage(search: Any, manifest: Manifest, stop: StopState) -> tuple[Any, float]:
+    """Ray Tune's fit(); a stop request (signal, full disk) ends it with Tune's state saved."""
+    stop.in_search = True
+    t0 = time.perf_counter()
+    try:
+        grid = search.fit(
+            callbacks=[StorageGuard(stop, search.results.path, StorageError.exit_code)]
         )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                metric=s.metric,
-                mode=s.mode,
-                search_alg=make_searcher(spec, results_dir),
-                scheduler=scheduler,
-                num_samples=spec.num_samples,
-                max_concurrent_trials=concurrency,
-                # `trial-<id>`: short, safe on every filesystem, and the id used everywhere else
-                # (folders, the live table, trials.parquet, the report).
-                trial_dirname_creator=_trial_name,
-                trial_name_creator=_trial_name,
-                time_budget_s=spec.time_budget_s,
-                # A finished trial's worker takes the next trial: no new process, no second
-                # torch import, the dataset already mapped. Matters when ASHA ends many
-                # trials after an epoch or two.
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=spec.name,
-                storage_path=str(results_dir.parent),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                progress_reporter=reporter,
-                verbose=1,
-            ),
-        )
-    grid = tuner.fit()
-    search_s = time.perf_counter() - t0
-    # Tune catches Ctrl-C itself, saves its state and returns normally: detect that here.
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    budget_spent = spec.time_budget_s is not None and search_s >= 0.95 * spec.time_budget_s
-    if unfinished > 0 or (len(grid) < spec.num_samples and not budget_spent and not restore):
-        _update_manifest(results_dir, status="interrupted")
+    finally:
+        stop.in_search = False
+    if stop.reason is not None:
+        manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason)
+        resume_cmd = f"python -m tuner resume {search.results.path}"
+        if stop.exit_code == StorageError.exit_code:
+            raise StorageError(f"{stop.reason}; free some space, then continue with '{resume_cmd}'")
         raise Interrupted(
-            f"search interrupted; its state is saved: continue with 'python -m tuner resume {results_dir}'"
+            f"search {stop.reason}; its state is saved: continue with '{resume_cmd}'",
+            stop.exit_code,
         )
-    rows, summary = write_tables(grid, results_dir, spec.scheduler.metric, spec.scheduler.mode)
-    search_summary = summary_line(summary, spec.scheduler.metric, search_s)
-    print(f"\nsearch done: {search_summary}", flush=True)
-    metric_col = f"best_{spec.scheduler.metric}"
-    if summary.empty or summary[metric_col].isna().all():
-        _update_manifest(results_dir, status="failed")
+    return grid, time.perf_counter() - t0
+
+
+def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
+    """The tables and what later stages need from them (the winner), or one line if no trial
+    produced a result."""
+    from tuner.progress import summary_line
+    from tuner.results import write_tables
+
+    spec = search.spec
+    grid = grid if grid is not None else search.results_grid()
+    objective = spec.scheduler.objective
+    rows, summary = write_tables(grid, search.results, objective, spec.time_budget_s)
+    wall_s = float(manifest.stage("search").get("wall_s", 0.0))
+    line = summary_line(summary, objective.metric, wall_s)
+    print(f"\nsearch done: {line}", flush=True)
+    best_col = f"best_{objective.metric}"
+    if summary.empty or summary[best_col].isna().all():
+        manifest.update(status=SearchStatus.FAILED)
+        budget = f" within time_budget_s={spec.time_budget_s:g}" if spec.time_budget_s else ""
         raise UserError(
-            f"no trial reported a finite {spec.scheduler.metric}; the reasons are in "
-            f"{results_dir / 'summary.csv'} (column 'reason')"
+            f"no trial reported a finite {objective.metric}{budget}: nothing to retrain; the "
+            f"reasons are in {search.results.summary} (column 'reason')"
         )
-    best = grid.get_best_result(
-        spec.scheduler.metric, spec.scheduler.mode, scope="all", filter_nan_and_inf=True
-    )
-    epochs = spec.retrain.epochs or spec.scheduler.max_t
-    best_config = build_config(
-        deep_merge(
-            deep_merge(base.to_dict(), trial_overrides(best.config or {})), {"epochs": epochs}
-        )
-    )
-    t1 = time.perf_counter()
-    test = retrain_best(
-        best_config,
-        results_dir,
-        data_ref,
-        spec.retrain.seeds,
-        spec.resources.cpus,
-        spec.resources.gpu,
-    )
-    outcome = {
-        "status": "finished",
-        "summary": search_summary,
-        "search_wall_s": search_s,
-        "retrain_wall_s": time.perf_counter() - t1,
+    best = summary.iloc[0]
+    return {
+        "summary": line,
         "trials": len(summary),
-        "trial_status_counts": summary["status"].value_counts().to_dict() if len(summary) else {},
+        "trial_status_counts": summary["status"].value_counts().to_dict(),
         "epochs_spent": len(rows),
-        "best_trial_id": str((best.metrics or {}).get("trial_id")),
-        f"best_{spec.scheduler.metric}": float(summary[f"best_{spec.scheduler.metric}"].iloc[0]),
-        "test_accuracy_mean": test["test_accuracy_mean"],
-        "test_accuracy_std": test["test_accuracy_std"],
+        "best_trial_id": str(best["trial_id"]),
+        best_col: float(best[best_col]),
+        "best_params": search.params_of(str(best["trial_id"]), grid),
     }
-    _update_manifest(results_dir, **outcome)
+
+
+def _best_config(spec: SearchSpec, tables: dict[str, Any]) -> TrainConfig:
+    epochs = spec.retrain.epochs or spec.scheduler.max_t
+    merged = deep_merge(spec.base_config().to_dict(), trial_overrides(tables["best_params"]))
+    return build_config(deep_merge(merged, {"epochs": epochs}))
+
+
+def _retrain_stage(
+    spec: SearchSpec,
+    results: ResultsDir,
+    manifest: Manifest,
+    best_config: TrainConfig,
+    data_ref: Any,
+) -> list[dict[str, Any]]:
+    from tuner.retrain import retrain_seeds, seed_configs
+
+    configs = seed_configs(best_config, spec.retrain.seeds)
+    todo = [c for c in configs if not manifest.done(f"retrain/seed-{c.seed}")]
+    record: Callable[[dict[str, Any]], None] = lambda outcome: manifest.mark_done(  # noqa: E731
+        f"retrain/seed-{outcome['seed']}", status=outcome["status"], out_dir=outcome["out_dir"]
+    )
+    if todo:
+        retrain_seeds(todo, results, data_ref, spec.resources.cpus, spec.resources.gpu, record)
+    # Every seed's outcome from its own file: the ones done by an earlier process included.
+    return [
+        json.loads(ResultsDir.run_outcome(results.retrain_run(c.seed)).read_text()) for c in configs
+    ]
+
+
+def _finish(manifest: Manifest) -> dict[str, Any]:
+    tables, export = manifest.stage("tables"), manifest.stage("export")
+    search_wall_s = manifest.stage("search").get("wall_s")
+    outcome = {
+        "status": SearchStatus.FINISHED,
+        "summary": tables["summary"],
+        "search_wall_s": search_wall_s,
+        "trials": tables["trials"],
+        "trial_status_counts": tables["trial_status_counts"],
+        "epochs_spent": tables["epochs_spent"],
+        "best_trial_id": tables["best_trial_id"],
+        "test_accuracy_mean": export["test_accuracy_mean"],
+        "test_accuracy_std": export["test_accuracy_std"],
+    }
+    outcome |= {k: v for k, v in tables.items() if k.startswith("best_") and k != "best_params"}
+    manifest.update(**outcome)
     return outcome

@@ -14,10 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainable.vocab import Objective, Status
 from tuner.spec import Param
 
 # Known statuses get fixed colours; others (e.g. a new "diverged") take the next free ones.
-STATUS_COLORS = {"completed": "tab:blue", "pruned": "tab:orange", "errored": "tab:red"}
+STATUS_COLORS: dict[str, str] = {
+    Status.COMPLETED: "tab:blue",
+    Status.PRUNED: "tab:orange",
+    Status.ERRORED: "tab:red",
+}
 SPARE_COLORS = ["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
 DPI = 100
 
@@ -146,13 +151,17 @@ def _axis_values(series: pd.Series, param: Param) -> tuple[np.ndarray, list[str]
 
 
 def parallel_coordinates(
-    trials: pd.DataFrame, space: Mapping[str, Param], metric_col: str, mode: str, path: Path
+    trials: pd.DataFrame,
+    space: Mapping[str, Param],
+    metric_col: str,
+    objective: Objective,
+    path: Path,
 ) -> Path:
     """One line per trial across every searched key (at its range) and the metric; best on top."""
     plt = _pyplot()
     data = trials.dropna(subset=[metric_col])
     # Worst first, so the best trials are drawn last and stay visible.
-    data = data.sort_values(metric_col, ascending=mode == "max")
+    data = data.sort_values(metric_col, ascending=not objective.ascending)
     columns, ticks = [], []
     for key, param in space.items():
         values, labels = _axis_values(data[f"config.{key}"], param)
@@ -164,7 +173,7 @@ def parallel_coordinates(
     ticks.append([f"{metric.min():.3g}", f"{metric.max():.3g}"])
     names = [*space, metric_col]
     fig, ax = plt.subplots(figsize=(max(8, 1.8 * len(names)), 5))
-    cmap = plt.get_cmap("viridis" if mode == "max" else "viridis_r")
+    cmap = plt.get_cmap("viridis" if objective.sign > 0 else "viridis_r")
     color_at = (metric - metric.min()) / span
     xs = np.arange(len(names))
     for i in range(len(data)):

@@ -12,7 +12,9 @@ import os
 from typing import Any
 
 import pandas as pd
+from ray.tune import CLIReporter
 
+from trainable.vocab import Status
 from tuner.spec import SearchSpec
 
 REFRESH_S = 10  # often enough to watch ASHA cut trials, rare enough to keep the log readable
@@ -24,9 +26,18 @@ def _short(key: str) -> str:
     return key.rsplit(".", 1)[-1]
 
 
-def live_table(spec: SearchSpec) -> Any:
-    from ray.tune import CLIReporter
+class BestFirstReporter(CLIReporter):
+    """Tune's CLIReporter sorts finished trials by their last metric and raises TypeError on
+    a trial that has none (one the time budget ended before its first report), which ended the
+    whole run: sort only while every finished trial has one."""
 
+    def report(self, trials: list[Any], done: bool, *sys_info: Any) -> None:
+        finished = [t for t in trials if t.status == "TERMINATED"]
+        self._sort_by_metric = all(self._metric in (t.last_result or {}) for t in finished)
+        super().report(trials, done, *sys_info)
+
+
+def live_table(spec: SearchSpec) -> Any:
     # Tune picks its output engine from this variable when fit() starts; "0" selects the
     # classic reporter, the only one whose columns and refresh rate can be set.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
@@ -38,7 +49,7 @@ def live_table(spec: SearchSpec) -> Any:
     params = {key: _short(key) for key in spec.space}
     if len(set(params.values())) < len(params):  # two keys end the same way: keep them whole
         params = {key: key for key in spec.space}
-    return CLIReporter(
+    return BestFirstReporter(
         metric_columns=metrics,
         parameter_columns=params,
         sort_by_metric=True,  # metric and mode come from Tune's TuneConfig
@@ -58,10 +69,12 @@ def summary_line(summary: pd.DataFrame, metric: str, wall_s: float) -> str:
     """`10 trials: 2 completed, 8 stopped early, 0 errored; best val_acc 0.5460 (trial ...)`."""
     counts = summary["status"].value_counts().to_dict() if len(summary) else {}
     parts = [
-        f"{counts.pop('completed', 0)} completed",
-        f"{counts.pop('pruned', 0)} stopped early",
-        f"{counts.pop('errored', 0)} errored",
+        f"{counts.pop(Status.COMPLETED, 0)} completed",
+        f"{counts.pop(Status.PRUNED, 0)} stopped early",
+        f"{counts.pop(Status.ERRORED, 0)} errored",
     ]
+    if counts.get(Status.NO_RESULT):
+        parts.append(f"{counts.pop(Status.NO_RESULT)} without a result (time budget)")
     parts += [f"{n} {status}" for status, n in sorted(counts.items())]
     best_col = f"best_{metric}"
     scored = summary.dropna(subset=[best_col]) if len(summary) else summary

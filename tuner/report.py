@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainable import atomic
 from trainable.metrics import plot_confusion
 from tuner import plots
 from tuner.catalog import Experiment, open_experiment, overview, read_rows, trial_table
-from tuner.retrain import BEST_DIR
 
-REPORT_DIR = "report"
 log = logging.getLogger(__name__)
 
 HOW_TO_READ = """Each trial trained one configuration drawn by Optuna's TPE sampler; ASHA stopped
@@ -135,7 +134,7 @@ def _importances(exp: Experiment, out: Path) -> str:
 
 
 def _test_split(exp: Experiment, out: Path) -> str:
-    metrics_path = exp.path / BEST_DIR / "test_metrics" / "metrics.json"
+    metrics_path = exp.results.test_metrics / "metrics.json"
     summary = exp.test_summary()
     if summary is None or not metrics_path.is_file():
         return _note("No retrained model yet: best/ is written after the search finishes.")
@@ -179,7 +178,7 @@ def build(results_dir: Path, top: int = 10) -> Path:
     exp = open_experiment(results_dir)
     rows = read_rows(exp)  # raises a one-line error while the search has not ended
     trials = trial_table(exp)
-    out = exp.path / REPORT_DIR
+    out = exp.results.report
     out.mkdir(exist_ok=True)
     metric_col = f"best_{exp.metric}"
     best_trial = str(trials["trial_id"].iloc[0]) if len(trials) else ""
@@ -190,7 +189,7 @@ def build(results_dir: Path, top: int = 10) -> Path:
         curves = plots.learning_curves(rows, exp.metric, best_trial, out / "learning_curves.png")
         params = plots.param_vs_metric(trials, space, metric_col, out / "params.png")
         parallel = plots.parallel_coordinates(
-            trials, space, metric_col, exp.mode, out / "parallel_coordinates.png"
+            trials, space, metric_col, exp.objective, out / "parallel_coordinates.png"
         )
         parts += [
             _section("Learning curves", _img(curves, "learning curves"), "curves"),
@@ -215,5 +214,5 @@ def build(results_dir: Path, top: int = 10) -> Path:
         f"<body>\n{body}\n</body></html>\n"
     )
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic.write_text(path, page)
     return path

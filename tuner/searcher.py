@@ -21,10 +21,10 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from trainable.vocab import DIVERGED, FINAL
+from tuner.layout import ResultsDir
 from tuner.spec import Param, SearchSpec
 
 log = logging.getLogger(__name__)
-STUDY_FILE = "optuna_study.journal"
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
@@ -74,13 +74,13 @@ def distributions(space: dict[str, Param]) -> dict[str, optuna.distributions.Bas
     return out
 
 
-def study_storage(results_dir: Path) -> optuna.storages.JournalStorage:
+def study_storage(results: ResultsDir) -> optuna.storages.JournalStorage:
     """A file-backed study inside the results folder (`optuna-dashboard <file>` opens it)."""
-    backend = JournalFileBackend(str(results_dir / STUDY_FILE))
+    backend = JournalFileBackend(str(results.study))
     return optuna.storages.JournalStorage(backend)
 
 
-def make_searcher(spec: SearchSpec, results_dir: Path) -> PruneAwareOptunaSearch:
+def make_searcher(spec: SearchSpec, results: ResultsDir) -> PruneAwareOptunaSearch:
     sampler = optuna.samplers.TPESampler(
         seed=spec.searcher.seed,
         n_startup_trials=spec.searcher.n_startup_trials,
@@ -92,9 +92,9 @@ def make_searcher(spec: SearchSpec, results_dir: Path) -> PruneAwareOptunaSearch
         mode=spec.scheduler.mode,
         sampler=sampler,
         study_name=spec.name,
-        storage=study_storage(results_dir),
+        storage=study_storage(results),
     )
 
 
 def load_study(results_dir: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=study_storage(results_dir))
+    return optuna.load_study(study_name=name, storage=study_storage(ResultsDir(results_dir)))

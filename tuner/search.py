@@ -1,0 +1,120 @@
+"""The search stage: a Ray Tune `Tuner` (Optuna TPE + ASHA) over the trainer, new or restored.
+
+A results folder that holds Tune's state (`tuner.pkl`) is restored with `Tuner.restore`
+(finished trials kept, unfinished ones continued from their last checkpoint, errored ones
+retried); one without it starts the search afresh under the same Optuna study.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ray import tune
+from ray.tune import ResultGrid
+
+from tuner.layout import ResultsDir
+from tuner.spec import SearchSpec
+
+
+def _trial_name(trial: Any) -> str:
+    """`trial-<id>`: short, safe on every filesystem, and the id used everywhere else
+    (folders, the live table, trials.parquet, the report)."""
+    return f"trial-{trial.trial_id}"
+
+
+class SearchRun:
+    def __init__(self, spec: SearchSpec, results: ResultsDir, data_ref: Any) -> None:
+        from tuner.adapter import trial_function
+
+        self.spec, self.results = spec, results
+        res = spec.resources
+        self.trainable = tune.with_resources(
+            trial_function(spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb),
+            {"cpu": res.cpus, "gpu": res.gpu}
+            | ({"memory": res.memory_mb * 2**20} if res.memory_mb else {}),
+        )
+
+    def fit(self, callbacks: list[Any]) -> ResultGrid:
+        concurrency = self._concurrency()
+        # A searcher otherwise keeps a single pending trial, so trials would start one at a time.
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(concurrency))
+        # Every epoch checkpoints (so a killed trial loses at most one epoch), which makes Tune
+        # snapshot its state often; on local or shared storage that is cheap, so no warning.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        if self.results.tune_state.is_file():
+            tuner = tune.Tuner.restore(
+                str(self.results.path), trainable=self.trainable, resume_errored=True
+            )
+            # Tune restores the RunConfig it pickled, callbacks included: those watched the
+            # previous process's stop requests, so this process's replace them (Tune has no
+            # public way to pass callbacks to a restored Tuner).
+            if tuner._local_tuner is not None:  # None only in Ray Client mode
+                tuner._local_tuner.get_run_config().callbacks = callbacks
+        else:
+            tuner = self._new_tuner(concurrency, callbacks)
+        return tuner.fit()
+
+    def results_grid(self) -> ResultGrid:
+        """The finished search's results, read from Tune's state (no trial runs)."""
+        return tune.Tuner.restore(str(self.results.path), trainable=self.trainable).get_results()
+
+    @staticmethod
+    def params_of(trial_id: str, grid: ResultGrid) -> dict[str, Any]:
+        """The sampled hyperparameters of one trial, as Tune gave them to it."""
+        from tuner.results import results_of
+        from tuner.results import trial_id as id_of
+
+        for result in results_of(grid):
+            if id_of(result) == trial_id:
+                return dict(result.config or {})
+        raise KeyError(trial_id)
+
+    def _concurrency(self) -> int:
+        import ray
+
+        return self.spec.max_concurrent_trials or max(
+            1, int(ray.cluster_resources().get("CPU", 1) // self.spec.resources.cpus)
+        )
+
+    def _new_tuner(self, concurrency: int, callbacks: list[Any]) -> tune.Tuner:
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+        from tuner.progress import live_table
+        from tuner.searcher import make_searcher
+
+        spec, s = self.spec, self.spec.scheduler
+        scheduler = (
+            ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=s.max_t,
+                grace_period=s.grace_period,
+                reduction_factor=s.reduction_factor,
+            )
+            if s.kind == "asha"
+            else FIFOScheduler()
+        )
+        tune_config = tune.TuneConfig(
+            metric=s.metric,
+            mode=s.mode,
+            search_alg=make_searcher(spec, self.results),
+            scheduler=scheduler,
+            num_samples=spec.num_samples,
+            max_concurrent_trials=concurrency,
+            trial_dirname_creator=_trial_name,
+            trial_name_creator=_trial_name,
+            time_budget_s=spec.time_budget_s,
+            # A finished trial's worker takes the next trial: no new process, no second torch
+            # import, the dataset already mapped. Matters when ASHA ends many trials early.
+            reuse_actors=True,
+        )
+        run_config = tune.RunConfig(
+            name=spec.name,
+            storage_path=str(self.results.path.parent),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            progress_reporter=live_table(spec),
+            callbacks=callbacks,
+            verbose=1,
+        )
+        return tune.Tuner(self.trainable, tune_config=tune_config, run_config=run_config)
