@@ -1,0 +1,152 @@
+"""Driving a real `python -m tuner` process and stopping it at a chosen moment of its run.
+
+Shared by the kill-anywhere test and `bench/kill_anywhere.py` (which sweeps many moments).
+A moment is a predicate on the results folder (what the run has written so far) or a delay.
+The driver runs in its own process group, so a SIGKILL takes Ray's processes with it, as a
+node failure or an OOM kill of the job would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tuner.layout import ResultsDir
+from tuner.manifest import Manifest
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUTS = ("best_config.yaml", "best/test_summary.json", "trials.parquet", "summary.csv")
+
+
+def tuner_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tuner", *args, "--num-cpus", "2", "--no-dashboard"]
+
+
+def finished_trials(results_dir: Path) -> dict[str, list[float]]:
+    """trial_id -> val_loss by epoch, for trials whose trainer reported its final epoch."""
+    out = {}
+    for result_file in results_dir.glob("trial-*/result.json"):
+        try:
+            text = result_file.read_text()
+        except OSError:
+            continue
+        rows = [json.loads(line) for line in text.splitlines() if line.strip().endswith("}")]
+        if rows and rows[-1].get("final"):
+            out[str(rows[-1]["trial_id"])] = [r["val_loss"] for r in rows]
+    return out
+
+
+def _stages(results_dir: Path) -> dict[str, object]:
+    return Manifest(ResultsDir(results_dir).manifest).stages()
+
+
+def _retraining(results_dir: Path) -> bool:
+    run = ResultsDir(results_dir).retrain_run
+    seeds = [run(0), run(1)]
+    return any((s / "last" / "checkpoint.pt").is_file() for s in seeds) and not all(
+        ResultsDir.run_outcome(s).is_file() for s in seeds
+    )
+
+
+# Named moments across one run, in the order a run reaches them.
+MOMENTS: dict[str, Callable[[Path], bool]] = {
+    "first trial checkpoint": lambda d: any(d.glob("trial-*/checkpoint_*")),
+    "first trial finished": lambda d: bool(finished_trials(d)),
+    "search recorded done": lambda d: "search" in _stages(d),
+    "retraining a seed": _retraining,
+    "a seed recorded done": lambda d: any(k.startswith("retrain/") for k in _stages(d)),
+}
+
+
+@dataclass
+class Stopped:
+    moment: str
+    returncode: int | None  # None: the run had already ended when the moment came
+    stderr: str
+    finished_before: dict[str, list[float]]
+    folder_existed: bool
+
+
+def run_until(
+    spec_file: Path,
+    results_dir: Path,
+    moment: str,
+    sig: int = signal.SIGKILL,
+    timeout_s: float = 300,
+) -> Stopped:
+    """Start `tuner run`, wait for the moment (a name in MOMENTS, or `after <s>s`), send `sig`
+    to the driver's whole process group (SIGKILL) or to the driver alone (other signals, as a
+    scheduler's grace-period signal reaches the job's main process)."""
+    proc = subprocess.Popen(
+        tuner_cmd("run", str(spec_file)),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    if moment.startswith("after "):
+        delay = float(moment.removeprefix("after ").removesuffix("s"))
+        reached: Callable[[Path], bool] = lambda _d: time.monotonic() - t0 >= delay  # noqa: E731
+    else:
+        reached = MOMENTS[moment]
+    t0, deadline = time.monotonic(), time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline and not reached(results_dir):
+        time.sleep(0.2)
+    before = finished_trials(results_dir)
+    if proc.poll() is not None:
+        return Stopped(moment, None, proc.communicate()[1], before, results_dir.exists())
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    if sig == signal.SIGKILL:
+        _reap_group(proc.pid)
+    return Stopped(moment, proc.returncode, stderr, before, results_dir.exists())
+
+
+def _reap_group(pgid: int) -> None:
+    """Wait until no process of the killed group is left (Ray's raylet and workers)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+
+
+def recover(
+    spec_file: Path, results_dir: Path, timeout_s: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """What a user does next: resume the folder, or run again if none was made."""
+    args = ("resume", str(results_dir)) if results_dir.exists() else ("run", str(spec_file))
+    return subprocess.run(
+        tuner_cmd(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def check_complete(results_dir: Path, finished_before: dict[str, list[float]]) -> list[str]:
+    """What is wrong with a resumed run's outputs (empty: nothing)."""
+    problems = [f"missing {name}" for name in OUTPUTS if not (results_dir / name).is_file()]
+    if problems:
+        return problems
+    manifest = Manifest(ResultsDir(results_dir).manifest)
+    if manifest.status != "finished":
+        problems.append(f"manifest status {manifest.status}")
+    rows = pd.read_parquet(results_dir / "trials.parquet")
+    for trial_id, losses in finished_before.items():
+        kept = rows[rows["trial_id"].astype(str) == trial_id].sort_values("epoch")
+        if kept["val_loss"].tolist() != losses:
+            problems.append(f"trial {trial_id} changed: {losses} -> {kept['val_loss'].tolist()}")
+    return problems
