@@ -14,6 +14,7 @@ from ray import tune
 from ray.tune import ResultGrid
 
 from tuner.layout import ResultsDir
+from tuner.searcher import repair_journal
 from tuner.spec import SearchSpec
 
 
@@ -42,6 +43,7 @@ class SearchRun:
         # Every epoch checkpoints (so a killed trial loses at most one epoch), which makes Tune
         # snapshot its state often; on local or shared storage that is cheap, so no warning.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        repair_journal(self.results)  # the study may have been cut mid-append by a kill
         if self.results.tune_state.is_file():
             tuner = tune.Tuner.restore(
                 str(self.results.path), trainable=self.trainable, resume_errored=True

@@ -96,5 +96,23 @@ def make_searcher(spec: SearchSpec, results: ResultsDir) -> PruneAwareOptunaSear
     )
 
 
+def repair_journal(results: ResultsDir) -> int:
+    """Cut a partial last record off the study journal; returns the bytes cut.
+
+    The journal is an append-only log of one JSON record per line. An append cut short (a kill,
+    a full disk) leaves a line without its newline; the next append would be glued onto it and
+    Optuna would skip the glued line, losing that record (a trial it then cannot find)."""
+    path = results.study
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep == len(data):
+        return 0
+    with open(path, "rb+") as fh:
+        fh.truncate(keep)
+    return len(data) - keep
+
+
 def load_study(results_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=study_storage(ResultsDir(results_dir)))

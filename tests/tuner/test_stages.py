@@ -116,3 +116,13 @@ def test_resume_redoes_nothing_recorded(ray_session: None, tmp_path: Path) -> No
     experiment.resume(results.path, RayOptions())
     assert results.best_config().is_file() and manifest.status == "finished"
     assert seed_file.stat().st_mtime_ns == seed_mtime  # the seed was not retrained
+
+
+def test_study_journal_cut_mid_append_is_repaired(tmp_path: Path) -> None:
+    from tuner.searcher import repair_journal
+
+    results = ResultsDir(tmp_path)
+    results.study.write_bytes(b'{"op_code": 0}\n{"op_code": 4, "worker_id": "a"}\n{"op_co')
+    assert repair_journal(results) == len(b'{"op_co')
+    assert results.study.read_bytes().endswith(b'"a"}\n')
+    assert repair_journal(results) == 0  # a whole journal is left as it is
