@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tuner.killing import REPO, check_complete, finished_trials, tuner_cmd
+from bench.killing import REPO, check_complete, finished_trials, tuner_cmd
 from tests.tuner.test_stages import kill_spec
 from trainable.errors import StorageError
 

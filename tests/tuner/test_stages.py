@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from bench.killing import check_complete, recover, run_until
 from tests.tuner.conftest import tiny_spec
-from tests.tuner.killing import check_complete, recover, run_until
 from tuner import experiment
 from tuner.cluster import RayOptions
 from tuner.layout import ResultsDir

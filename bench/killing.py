@@ -1,6 +1,6 @@
 """Driving a real `python -m tuner` process and stopping it at a chosen moment of its run.
 
-Shared by the kill-anywhere test and `bench/kill_anywhere.py` (which sweeps many moments).
+Shared by tests/tuner/test_stages.py (a few moments) and `bench/kill_anywhere.py` (the sweep).
 A moment is a predicate on the results folder (what the run has written so far) or a delay.
 The driver runs in its own process group, so a SIGKILL takes Ray's processes with it, as a
 node failure or an OOM kill of the job would.
@@ -23,7 +23,7 @@ import pandas as pd
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("best_config.yaml", "best/test_summary.json", "trials.parquet", "summary.csv")
 
 

@@ -1,0 +1,104 @@
+"""Kill a whole search at many moments and resume each: does every run end complete?
+
+    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 14 moments
+    python bench/kill_anywhere.py SPEC --delays 2 5 9  # other spec / time-based moments
+
+Each moment runs `python -m tuner run SPEC` in a fresh folder, SIGKILLs the driver's whole
+process group when the moment comes (a named point the results folder shows, or N seconds
+after start: Ray start, data loading, trials, retraining, export), then resumes (or runs again
+if no folder was made) and checks the outputs: best_config.yaml, best/test_summary.json,
+trials.parquet, summary.csv, manifest "finished", and every trial that had finished before the
+kill unchanged. Writes a table and bench/results/kill_anywhere.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import environment, write_json
+from killing import MOMENTS, check_complete, recover, run_until
+
+DEFAULT_SPEC = Path(__file__).parent / "specs" / "kill_tiny.yaml"
+DEFAULT_DELAYS = [1, 3, 6, 10, 15, 20, 30, 40, 50]  # seconds after start
+
+
+def one(spec: dict[str, Any], moment: str, workdir: Path) -> dict[str, Any]:
+    spec = {**spec, "storage_path": str(workdir)}
+    spec_file = workdir / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    results_dir = workdir / spec["name"]
+    t0 = time.perf_counter()
+    stopped = run_until(spec_file, results_dir, moment)
+    if stopped.returncode is None:
+        return {"moment": moment, "killed": False, "ok": None, "problems": ["run ended first"]}
+    stages = []
+    manifest = results_dir / "manifest.json"
+    if manifest.is_file():
+        stages = sorted(json.loads(manifest.read_text()).get("stages", {}))
+    done = recover(spec_file, results_dir)
+    problems = [] if done.returncode == 0 else [done.stderr.strip().splitlines()[-1]]
+    problems += check_complete(results_dir, stopped.finished_before) if not problems else []
+    return {
+        "moment": moment,
+        "killed": True,
+        "folder_existed": stopped.folder_existed,
+        "stages_done_at_kill": stages,
+        "trials_finished_at_kill": len(stopped.finished_before),
+        "ok": not problems,
+        "problems": problems,
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC)
+    p.add_argument("--delays", type=float, nargs="*", default=DEFAULT_DELAYS)
+    args = p.parse_args()
+    spec = yaml.safe_load(args.spec.read_text())
+    moments = [f"after {d:g}s" for d in args.delays] + list(MOMENTS)
+    rows = []
+    for moment in moments:
+        with tempfile.TemporaryDirectory(prefix="kill-") as tmp:
+            row = one(spec, moment, Path(tmp))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("\n| moment | killed | stages done at kill | trials finished | resumed complete |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        stages = ", ".join(r.get("stages_done_at_kill", [])) or "-"
+        ok = {True: "yes", False: "NO: " + "; ".join(r["problems"]), None: "-"}[r["ok"]]
+        print(
+            f"| {r['moment']} | {'yes' if r['killed'] else 'no'} | {stages} | {r.get('trials_finished_at_kill', '-')} | {ok} |"
+        )
+    killed = [r for r in rows if r["killed"]]
+    summary = {
+        "moments": len(rows),
+        "killed": len(killed),
+        "resumed_complete": sum(bool(r["ok"]) for r in killed),
+    }
+    print(
+        f"\n{summary['resumed_complete']} of {summary['killed']} killed runs resumed to complete outputs"
+    )
+    write_json(
+        "kill_anywhere",
+        {"environment": environment(), "spec": str(args.spec), "summary": summary, "rows": rows},
+    )
+    return 0 if summary["resumed_complete"] == summary["killed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
