@@ -1,6 +1,6 @@
 """Kill a whole search at many moments and resume each: does every run end complete?
 
-    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 14 moments
+    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 16 moments
     python bench/kill_anywhere.py SPEC --delays 2 5 9  # other spec / time-based moments
 
 Each moment runs `python -m tuner run SPEC` in a fresh folder, SIGKILLs the driver's whole
@@ -30,7 +30,7 @@ from common import environment, write_json
 from killing import MOMENTS, check_complete, recover, run_until
 
 DEFAULT_SPEC = Path(__file__).parent / "specs" / "kill_tiny.yaml"
-DEFAULT_DELAYS = [1, 3, 6, 10, 15, 20, 30, 40, 50]  # seconds after start
+DEFAULT_DELAYS = [1, 3, 6, 10, 15, 20, 25, 30, 35, 40, 45]  # seconds after start
 
 
 def one(spec: dict[str, Any], moment: str, workdir: Path) -> dict[str, Any]:

@@ -129,8 +129,20 @@ def _reap_group(pgid: int) -> None:
 def recover(
     spec_file: Path, results_dir: Path, timeout_s: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """What a user does next: resume the folder, or run again if none was made."""
-    args = ("resume", str(results_dir)) if results_dir.exists() else ("run", str(spec_file))
+    """What a user does next: resume the folder, or run again if none was made; if the kill
+    came after the run had finished (during Ray's shutdown), `show` it."""
+    if not results_dir.exists():
+        args: tuple[str, ...] = ("run", str(spec_file))
+    elif Manifest(ResultsDir(results_dir).manifest).status == "finished":
+        return subprocess.run(
+            [sys.executable, "-m", "tuner", "show", str(results_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    else:
+        args = ("resume", str(results_dir))
     return subprocess.run(
         tuner_cmd(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout_s
     )

@@ -87,11 +87,16 @@ def find_experiments(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+
+    def folders(parent: Path) -> list[Path]:
+        # Hidden folders are a run's staging copy before it appears under its name.
+        return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    for child in folders(root):
         if is_experiment(child):
             found.append(child)
         else:
-            found += sorted(p for p in child.iterdir() if p.is_dir() and is_experiment(p))
+            found += [p for p in folders(child) if is_experiment(p)]
     return found
 
 

@@ -163,7 +163,17 @@ def _stages(spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState)
 
     manifest = Manifest(results.manifest)
     data_ref = ray.put(splits)
-    search = SearchRun(spec, results, data_ref)
+    try:
+        return _run_stages(spec, results, SearchRun(spec, results, data_ref), manifest, stop)
+    except KeyboardInterrupt as err:  # a signal outside the search, or a second one
+        manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=str(err) or "stopped")
+        raise
+
+
+def _run_stages(
+    spec: SearchSpec, results: ResultsDir, search: Any, manifest: Manifest, stop: StopState
+) -> dict[str, Any]:
+    data_ref = search.data_ref
     grid = None
     if not manifest.done("search"):
         grid, wall_s = _search_stage(search, manifest, stop)

@@ -28,7 +28,7 @@ class SearchRun:
     def __init__(self, spec: SearchSpec, results: ResultsDir, data_ref: Any) -> None:
         from tuner.adapter import trial_function
 
-        self.spec, self.results = spec, results
+        self.spec, self.results, self.data_ref = spec, results, data_ref
         res = spec.resources
         self.trainable = tune.with_resources(
             trial_function(spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb),

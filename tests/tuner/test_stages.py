@@ -126,3 +126,20 @@ def test_study_journal_cut_mid_append_is_repaired(tmp_path: Path) -> None:
     assert repair_journal(results) == len(b'{"op_co')
     assert results.study.read_bytes().endswith(b'"a"}\n')
     assert repair_journal(results) == 0  # a whole journal is left as it is
+
+
+def _refuse() -> None:
+    from trainable.errors import ConfigError
+
+    raise ConfigError("config key 'epochs': got 0; Input should be greater than 0")
+
+
+def test_user_error_inside_a_ray_task_arrives_as_its_one_line(ray_session: None) -> None:
+    import ray
+
+    from trainable.errors import ConfigError
+    from tuner.cluster import user_errors_from_ray
+
+    with pytest.raises(ConfigError) as info, user_errors_from_ray():
+        ray.get(ray.remote(_refuse).remote())
+    assert str(info.value) == "config key 'epochs': got 0; Input should be greater than 0"
