@@ -13,7 +13,7 @@ from trainable.config import TrainConfig
 from trainable.data import ArrayDataset
 from trainable.loaders import DeviceLoader, make_dataloader
 from trainable.metrics import confusion_matrix, summarize, write_metrics
-from trainable.models import build_model
+from trainable.network import build_network
 from trainable.runtime import Runtime, resolve
 
 
@@ -89,8 +89,7 @@ def evaluate(
     rt = resolve(config)
     classes = list(state["classes"])
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    m = config.model
-    net = build_model(m.name, len(classes), m.width, m.depth, m.dropout)
+    net = build_network(config.model, len(classes))
     net.load_state_dict(state["model"])
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     batches = eval_batches(config, data, rt, state["norm"]["mean"], state["norm"]["std"])

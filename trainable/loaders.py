@@ -15,14 +15,14 @@ and a resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainable.config import AugmentConfig, LoaderConfig
+from trainable.config import AugmentConfig, LoaderConfig, TrainConfig
 from trainable.data import ArrayDataset
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -209,3 +209,44 @@ def make_dataloader(
         prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
         generator=generator,
     )
+
+
+def train_batches(
+    config: TrainConfig,
+    data: ArrayDataset,
+    device: torch.device,
+    mean: list[float],
+    std: list[float],
+) -> tuple[DeviceLoader | DataLoader[Batch], Callable[[int], None]]:
+    """The config's training loader and its `set_epoch(epoch)`, which fixes that epoch's
+    shuffle order and augmentation draws (a resumed run replays them)."""
+    if config.loader.kind == "device":
+        loader = DeviceLoader(
+            data,
+            config.batch_size,
+            device,
+            mean,
+            std,
+            train=True,
+            augment=config.augment,
+            channels_last=config.channels_last,
+            seed=config.seed,
+        )
+        return loader, loader.set_epoch
+    gen = torch.Generator()
+    dl = make_dataloader(
+        data,
+        config.batch_size,
+        mean,
+        std,
+        config.loader,
+        train=True,
+        augment=config.augment,
+        pin_memory=config.loader.pin_memory and device.type == "cuda",
+        generator=gen,
+    )
+
+    def set_epoch(epoch: int) -> None:
+        gen.manual_seed(epoch_seed(config.seed, epoch))  # fixes the shuffle and workers' base seed
+
+    return dl, set_epoch

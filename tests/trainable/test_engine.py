@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -204,3 +204,33 @@ def test_a_one_step_warm_up_is_refused_before_training(
         ).epochs_run
         == 3
     )
+
+
+def test_hooks_wrap_each_phase_and_see_each_epochs_stats(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    import contextlib
+
+    from trainable.loop import EpochStats, TrainHooks
+
+    events: list[tuple[str, str, int]] = []
+    stats: list[tuple[int, EpochStats]] = []
+
+    @contextlib.contextmanager
+    def around(phase: str, epoch: int) -> Iterator[None]:
+        events.append(("enter", phase, epoch))
+        yield
+        events.append(("exit", phase, epoch))
+
+    hooks = TrainHooks(around=around, epoch_stats=lambda e, s: stats.append((e, s)))
+    reports: list[dict[str, float]] = []
+    train(tiny_config(epochs=2), tmp_path, report=lambda m, _d: reports.append(m), hooks=hooks)
+    assert events == [
+        (edge, phase, epoch)
+        for epoch in (1, 2)
+        for phase in ("train", "evaluation")
+        for edge in ("enter", "exit")
+    ]
+    # 512 training images in batches of 64: 8 full batches per epoch.
+    assert [(e, s.images, s.finite) for e, s in stats] == [(1, 512, True), (2, 512, True)]
+    assert [s.loss for _, s in stats] == [m["train_loss"] for m in reports]
