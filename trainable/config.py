@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from trainable.errors import ConfigError
@@ -45,6 +46,18 @@ class StrictModel(BaseModel):
         return value
 
 
+def _only_with(model: BaseModel, field: str, key: str, applies: bool, needs: str) -> None:
+    """A non-default `field` where it does not apply is a mistake (a search over it would
+    search nothing): refuse it. Defaults pass, so a saved config reloads unchanged."""
+    if applies:
+        return
+    default = type(model).model_fields[field].get_default(call_default_factory=True)
+    value = getattr(model, field)
+    if value != default:
+        shown = "a non-default section" if isinstance(value, BaseModel) else repr(value)
+        raise ValueError(f"{key}={shown} only applies with {needs}")
+
+
 class DatasetConfig(StrictModel):
     name: Literal["cifar10", "imagefolder", "synthetic"] = "cifar10"
     root: str = "data"
@@ -63,11 +76,31 @@ class DatasetConfig(StrictModel):
     synthetic_test_size: int = Field(500, ge=10)
 
 
+class WhitenConfig(StrictModel):
+    """The fixed whitening stem (`model.stem: whiten`, fastnet only), as in airbench94."""
+
+    eps: float = Field(5e-4, gt=0.0, le=1.0)  # added to each patch eigenvalue before 1/sqrt
+    images: int = Field(5000, ge=1)  # training images whose 2x2 patches give the covariance
+    bias_epochs: int = Field(3, ge=0)  # epochs its bias trains before it is frozen
+
+
 class ModelConfig(StrictModel):
     name: str = "smallnet"
     width: int = Field(32, ge=1, le=1024)
     depth: int = Field(3, ge=1, le=6)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # conv: fastnet's learned 3x3 stem; whiten: a fixed 2x2 conv whose filters whiten the
+    # training images' patches (airbench94); fastnet only.
+    stem: Literal["conv", "whiten"] = "conv"
+    whiten: WhitenConfig = WhitenConfig()
+    # default: torch's initialisation; dirac: each conv's first in_channels filters start as
+    # the identity (airbench94), so a fresh deep net starts close to a shallow one.
+    conv_init: Literal["default", "dirac"] = "default"
+    # Every BatchNorm layer: torch's running-average momentum (airbench's 0.6 is 0.4 here:
+    # torch weighs the new batch by `momentum`), eps, and whether its scale is trained.
+    bn_momentum: float = Field(0.1, gt=0.0, le=1.0)
+    bn_eps: float = Field(1e-5, gt=0.0, le=1.0)
+    bn_weight_frozen: bool = False  # True: scales stay 1, only BN biases train (airbench)
 
     @field_validator("name")
     @classmethod
@@ -78,13 +111,38 @@ class ModelConfig(StrictModel):
             raise ValueError(f"unknown model; allowed: {', '.join(sorted(MODELS))}")
         return name
 
+    @model_validator(mode="after")
+    def _whiten_is_fastnets(self) -> ModelConfig:
+        if self.stem == "whiten" and self.name != "fastnet":
+            raise ValueError(f"model.stem=whiten needs model.name=fastnet, got {self.name!r}")
+        _only_with(self, "whiten", "model.whiten", self.stem == "whiten", "model.stem=whiten")
+        return self
+
+
+class SGDConfig(StrictModel):
+    """Nesterov SGD in airbench94's decoupled form: each hyperparameter is tuned on its own.
+
+    `lr_per_1024` is the step per 1,024 examples, independent of batch size and momentum;
+    `weight_decay_per_1024` the decay per 1,024 examples, independent of the learning rate
+    (see trainable/optim.py for the torch values they become)."""
+
+    lr_per_1024: float = Field(11.5, gt=0.0, le=1000.0)
+    momentum: float = Field(0.85, ge=0.0, lt=1.0)
+    weight_decay_per_1024: float = Field(0.0153, ge=0.0, le=10.0)
+
 
 class OptimizerConfig(StrictModel):
-    """AdamW; `lr` is the OneCycle peak learning rate."""
+    """`name` picks the optimizer: adamw (`lr`, `weight_decay`, `betas`; `lr` is the
+    schedule's peak) or sgd (Nesterov, the `sgd` section)."""
 
+    name: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(3e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
     betas: tuple[float, float] = (0.9, 0.999)
+    sgd: SGDConfig = SGDConfig()
+    # Learning-rate multiple for BatchNorm biases (airbench: 64); their weight decay per step
+    # stays that of the other weights.
+    bn_bias_lr_scale: float = Field(1.0, gt=0.0, le=1000.0)
 
     @field_validator("betas")
     @classmethod
@@ -93,14 +151,54 @@ class OptimizerConfig(StrictModel):
             raise ValueError("each beta must be in [0, 1)")
         return betas
 
+    @model_validator(mode="after")
+    def _no_setting_for_the_other_optimizer(self) -> OptimizerConfig:
+        adamw = self.name == "adamw"
+        for key in ("lr", "weight_decay", "betas"):
+            _only_with(self, key, f"optimizer.{key}", adamw, "optimizer.name=adamw")
+        _only_with(self, "sgd", "optimizer.sgd", not adamw, "optimizer.name=sgd")
+        return self
+
+
+class TriangularConfig(StrictModel):
+    """Linear warm-up then linear decay, in multiples of the optimizer's learning rate."""
+
+    start_factor: float = Field(0.2, ge=0.0, le=1.0)  # at the first step
+    peak_fraction: float = Field(0.23, gt=0.0, lt=1.0)  # share of all steps spent warming up
+    end_factor: float = Field(0.07, ge=0.0, le=1.0)  # at the last step
+
 
 class ScheduleConfig(StrictModel):
-    """OneCycleLR, stepped once per batch."""
+    """Stepped once per batch. onecycle: torch's OneCycleLR (the keys below); triangular:
+    airbench94's warm-up / linear decay (the `triangular` section)."""
 
+    name: Literal["onecycle", "triangular"] = "onecycle"
     pct_start: float = Field(0.25, gt=0.0, lt=1.0)
     div_factor: float = Field(25.0, ge=1.0)
     final_div_factor: float = Field(1e3, ge=1.0)
     anneal_strategy: Literal["cos", "linear"] = "cos"
+    triangular: TriangularConfig = TriangularConfig()
+
+    @model_validator(mode="after")
+    def _no_setting_for_the_other_schedule(self) -> ScheduleConfig:
+        onecycle = self.name == "onecycle"
+        for key in ("pct_start", "div_factor", "final_div_factor", "anneal_strategy"):
+            _only_with(self, key, f"schedule.{key}", onecycle, "schedule.name=onecycle")
+        _only_with(
+            self, "triangular", "schedule.triangular", not onecycle, "schedule.name=triangular"
+        )
+        return self
+
+
+class LookaheadConfig(StrictModel):
+    """An EMA of the weights copied back into the net every `every_steps` steps; the net takes
+    the EMA at the end (airbench94, from hlb-cifar10). The EMA's decay at step s of S is
+    `decay ** every_steps * (s / S) ** ramp_power`: no averaging early, more towards the end."""
+
+    enabled: bool = False
+    every_steps: int = Field(5, ge=1, le=10_000)
+    decay: float = Field(0.95, gt=0.0, lt=1.0)  # per step
+    ramp_power: float = Field(3.0, ge=0.0, le=10.0)
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -114,8 +212,15 @@ class EarlyStoppingConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    crop_padding: int = Field(4, ge=0, le=64)  # zero padding before a random crop; 0 = no crop
+    crop_padding: int = Field(4, ge=0, le=64)  # padding before a random crop; 0 = no crop
+    # zeros: pad with black; reflect: mirror the border (airbench's "translate"); reflect
+    # needs crop_padding smaller than the image.
+    pad_mode: Literal["zeros", "reflect"] = "zeros"
     hflip: bool = True
+    # random: each image flipped with p=0.5 each epoch; alternating: epoch 1 flips a seeded
+    # random half, every later epoch flips exactly the images the previous one did not
+    # (airbench94; device loader only).
+    hflip_mode: Literal["random", "alternating"] = "random"
 
 
 class LoaderConfig(StrictModel):
@@ -142,6 +247,10 @@ class TrainConfig(StrictModel):
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     # Evaluate on each image and its mirror, averaging logits (validation and test alike).
     tta_hflip: bool = False
+    # Also on the image translated by one pixel up-left and down-right (reflect-padded), each
+    # with its mirror when tta_hflip: airbench's tta_level 2 (3x or 6x evaluation cost).
+    tta_translate: bool = False
+    lookahead: LookaheadConfig = LookaheadConfig()
     # auto: bf16 where the hardware has it (Ampere+ GPUs, AVX512-BF16/AMX CPUs); fp16 with a
     # GradScaler on older GPUs; fp32 on other CPUs, where bf16 is emulated and slow.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
@@ -152,6 +261,15 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     deterministic: bool = False
+
+    @model_validator(mode="after")
+    def _alternating_flip_needs_the_device_loader(self) -> TrainConfig:
+        if self.augment.hflip_mode == "alternating" and self.loader.kind != "device":
+            raise ValueError(
+                "augment.hflip_mode=alternating needs loader.kind=device (the DataLoader "
+                "path draws flips per sample); got loader.kind=dataloader"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -22,11 +22,19 @@ from trainable import checkpoint
 from trainable.config import TrainConfig
 from trainable.data import Splits, load_splits
 from trainable.errors import UserError
-from trainable.evaluation import eval_batches, loss_acc, predict_confusion
-from trainable.loaders import channel_stats, epoch_seed, train_batches, train_steps
-from trainable.loop import EVALUATION, TRAIN, Stepper, TrainHooks, sync, train_epoch
+from trainable.evaluation import TTA, eval_batches, loss_acc, predict_confusion
+from trainable.loaders import channel_stats, check_augment, epoch_seed, train_batches, train_steps
+from trainable.lookahead import Lookahead
+from trainable.loop import (
+    EVALUATION,
+    TRAIN,
+    Stepper,
+    TrainHooks,
+    compile_eval_graph,
+    train_epoch,
+)
 from trainable.metrics import summarize, write_metrics
-from trainable.network import build_network
+from trainable.network import build_network, init_from_data, set_whiten_bias_trainable
 from trainable.optim import build_optimizer, build_schedule, check_schedule
 from trainable.runtime import Runtime, backend_flags, resolve
 from trainable.stopping import EarlyStopper
@@ -85,6 +93,7 @@ def train(
     runtime = resolve(config)
     splits = data if data is not None else load_splits(config.dataset)
     check_schedule(config, train_steps(len(splits.train), config.batch_size))
+    check_augment(config.augment, min(splits.train.images.shape[1:3]))
     report = report or progress_printer(config.epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(config.to_yaml())
@@ -114,6 +123,7 @@ class _Run:
     out_dir: Path
     report: ReportFn
     hooks: TrainHooks
+    lookahead: Lookahead | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     compile_s: float = 0.0
 
@@ -131,6 +141,7 @@ def _setup(
     net = build_network(config.model, len(splits.classes))
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     mean, std = channel_stats(splits.train.images)
+    init_from_data(net, config.model, splits.train.images, mean, std)
     batches, set_epoch = train_batches(config, splits.train, rt.device, mean, std)
     opt = build_optimizer(net, config)
     stepper = Stepper(
@@ -138,6 +149,10 @@ def _setup(
         build_schedule(opt, config, len(batches)),
         torch.amp.GradScaler(rt.device.type, enabled=rt.uses_grad_scaler),
     )
+    lookahead = None
+    if config.lookahead.enabled:
+        lookahead = Lookahead(net, config.lookahead, config.epochs * len(batches))
+        stepper.after_step.append(lookahead.after_step)
     es = config.early_stopping
     step_model: nn.Module = torch.compile(net) if config.compile else net  # type: ignore[assignment]
     return _Run(
@@ -157,6 +172,7 @@ def _setup(
         out_dir=out_dir,
         report=report,
         hooks=hooks,
+        lookahead=lookahead,
     )
 
 
@@ -172,6 +188,8 @@ def _resume(run: _Run, resume_from: str | Path) -> int:
     run.stepper.sched.load_state_dict(state["scheduler"])
     run.stepper.scaler.load_state_dict(state["scaler"])
     run.stopper = EarlyStopper(**state["early_stopping"])
+    if run.lookahead is not None:
+        run.lookahead.load_state_dict(state["lookahead"])
     run.history = list(state["history"])
     return int(state["epoch"]) + 1
 
@@ -181,7 +199,7 @@ def _fit(run: _Run, start: int) -> TrainResult:
     # torch.compile is lazy: it compiles at the first train step and the first eval call.
     # Both are timed apart (compile_s) so epoch 1's throughput is the model's, not the compiler's.
     if config.compile:
-        run.compile_s = _compile_eval_graph(run.step_model, run.val_batches, run.rt, run.fmt)
+        run.compile_s = compile_eval_graph(run.step_model, run.val_batches, run.rt, run.fmt)
     status, reason = Status.COMPLETED, f"ran all {config.epochs} epochs"
     for epoch in range(start, config.epochs + 1):
         if run.stopper.should_stop:
@@ -218,6 +236,7 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
     # Per-epoch seeds (dropout, shuffle, augmentation) make a resumed run replay exactly.
     torch.manual_seed(epoch_seed(config.seed, epoch))
     run.set_epoch(epoch)
+    set_whiten_bias_trainable(run.net, config.model, epoch)
     t0 = time.perf_counter()
     with run.hooks.around(TRAIN, epoch):
         stats = train_epoch(
@@ -230,7 +249,7 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
     if not stats.finite:
         return None
     with run.hooks.around(EVALUATION, epoch):
-        val_loss, val_acc = loss_acc(run.step_model, run.val_batches, rt, run.fmt, config.tta_hflip)
+        val_loss, val_acc = loss_acc(run.step_model, run.val_batches, rt, run.fmt, TTA.of(config))
     metrics = {
         EPOCH: float(epoch),
         "train_loss": stats.loss,
@@ -249,7 +268,7 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
 
 def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
     """The checkpoint: all a resumed run needs, plus the classes and normalisation evaluation needs."""
-    return {
+    state = {
         "model": run.net.state_dict(),
         "optimizer": run.stepper.opt.state_dict(),
         "scheduler": run.stepper.sched.state_dict(),
@@ -262,6 +281,9 @@ def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
         "history": run.history,
         "early_stopping": vars(run.stopper).copy(),
     }
+    if run.lookahead is not None:  # an optional key: format 1 checkpoints stay readable
+        state["lookahead"] = run.lookahead.state_dict()
+    return state
 
 
 def _final_evaluation(run: _Run, result: TrainResult) -> None:
@@ -271,7 +293,7 @@ def _final_evaluation(run: _Run, result: TrainResult) -> None:
     best = checkpoint.load(result.best_checkpoint, map_location=run.rt.device)
     run.net.load_state_dict(best["model"])
     cm = predict_confusion(
-        run.net, run.val_batches, run.rt, run.fmt, len(run.classes), run.config.tta_hflip
+        run.net, run.val_batches, run.rt, run.fmt, len(run.classes), TTA.of(run.config)
     )
     result.val_metrics = summarize(cm, run.classes)
     write_metrics(
@@ -279,17 +301,3 @@ def _final_evaluation(run: _Run, result: TrainResult) -> None:
         run.out_dir / "val_metrics",
         f"validation, best epoch {result.best_epoch}",
     )
-
-
-def _compile_eval_graph(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], rt: Runtime, fmt: Any
-) -> float:
-    """Seconds to compile the eval-mode graph, on one validation batch. Eval mode with no
-    gradients changes no weight and no BatchNorm statistic, so training is unaffected."""
-    t0 = time.perf_counter()
-    x, _ = next(iter(batches))
-    model.eval()
-    with torch.no_grad(), rt.autocast():
-        model(x.to(rt.device, memory_format=fmt))
-    sync(rt)
-    return time.perf_counter() - t0
