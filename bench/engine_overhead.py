@@ -14,8 +14,9 @@ same batch size, precision, memory format and device, with the same optimizer:
 - bare: the same number of steps over batches normalised once beforehand (no shuffling, no
   augmentation), each `forward, loss, zero_grad, backward, optimizer.step`, one sync per epoch.
 
-Bare epochs run half before and half after the trainer's run, so drift on a shared machine
-lands on both sides; each side's first `--warmup` epochs are left out, then the median epoch
+A bare epoch runs right after each trainer epoch (from the trainer's `epoch_stats` hook), so
+drift on a shared machine lands on both sides alike; each side's first `--warmup` epochs are
+left out (the bare loop's own warm-up runs before the trainer starts), and the median epoch
 gives images/s. Prints a table and writes bench/results/engine_overhead.json (`--json`).
 """
 
@@ -43,7 +44,7 @@ from trainable import engine
 from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.loaders import channel_stats, train_steps
-from trainable.loop import sync
+from trainable.loop import EpochStats, TrainHooks, sync
 from trainable.network import build_network, init_from_data
 from trainable.optim import build_optimizer
 from trainable.runtime import Runtime, resolve
@@ -78,14 +79,6 @@ SMOKE: dict[str, Any] = {
     "epochs": 3,
     "device": "cpu",
 }
-
-
-def trainer_epochs(config: TrainConfig, splits: Splits, rt: Runtime) -> list[tuple[float, int]]:
-    """(seconds, images) of each epoch's training phase in one `engine.train` run."""
-    hooks, records = epoch_timer(rt.device)
-    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as work:
-        engine.train(config, Path(work) / "run", data=splits, report=lambda *_: None, hooks=hooks)
-    return records
 
 
 class BareLoop:
@@ -134,8 +127,8 @@ class BareLoop:
         return time.perf_counter() - t0, sum(len(y) for _, y in self.batches)
 
 
-def side(records: Sequence[tuple[float, int]], warmup: int) -> dict[str, Any]:
-    timed = list(records[warmup:]) or list(records)
+def side(records: Sequence[tuple[float, int]], excluded: int) -> dict[str, Any]:
+    timed = list(records[excluded:]) or list(records)
     median_s = statistics.median(s for s, _ in timed)
     images = timed[0][1]
     return {
@@ -151,11 +144,23 @@ def measure(config: TrainConfig, warmup: int) -> dict[str, Any]:
     rt = resolve(config)
     splits = load_splits(config.dataset)
     bare = BareLoop(config, splits, rt)
-    timed = max(config.epochs - warmup, 1)  # as many timed bare epochs as trainer epochs,
-    before = [bare.epoch() for _ in range(warmup + timed // 2)]  # half before the trainer
-    trainer = trainer_epochs(config, splits, rt)
-    after = [bare.epoch() for _ in range(timed - timed // 2)]  # and half after it
-    t, b = side(trainer, warmup), side(before + after, warmup)
+    bare_epochs = [bare.epoch() for _ in range(warmup)]
+    hooks, trainer_epochs = epoch_timer(rt.device)
+
+    def then_bare(epoch: int, stats: EpochStats) -> None:
+        hooks.epoch_stats(epoch, stats)
+        bare_epochs.append(bare.epoch())  # right after each trainer epoch: the same conditions
+
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as work:
+        engine.train(
+            config,
+            Path(work) / "run",
+            data=splits,
+            report=lambda *_: None,
+            hooks=TrainHooks(around=hooks.around, epoch_stats=then_bare),
+        )
+    # The bare side leaves out its own warm-up and the epochs paired with the trainer's.
+    t, b = side(trainer_epochs, warmup), side(bare_epochs, 2 * warmup)
     m = config.model
     return {
         "device": rt.describe(),
@@ -169,6 +174,13 @@ def measure(config: TrainConfig, warmup: int) -> dict[str, Any]:
         "trainer": t,
         "bare": b,
         "ratio": t["images_per_s"] / b["images_per_s"],
+        # Each timed trainer epoch against the bare epoch right after it, then the median.
+        "ratio_paired_median": statistics.median(
+            (tn / ts) / (bn / bs)
+            for (ts, tn), (bs, bn) in zip(
+                trainer_epochs[warmup:], bare_epochs[2 * warmup :], strict=True
+            )
+        ),
         "config": config.to_dict(),
     }
 
@@ -187,7 +199,10 @@ def print_table(r: dict[str, Any], env: dict[str, Any]) -> None:
         s = r[name]
         n = len(s["epoch_s"]) - s["warmup_epochs_excluded"]
         print(f"| {name} | {n} | {s['median_epoch_s']:.3f} | {s['images_per_s']:,.0f} |")
-    print(f"\ntrainer / bare: {r['ratio']:.3f}x")
+    print(
+        f"\ntrainer / bare: {r['ratio']:.3f}x (medians); "
+        f"{r['ratio_paired_median']:.3f}x (median of epoch pairs)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
