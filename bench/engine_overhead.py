@@ -45,7 +45,7 @@ from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.loaders import channel_stats, train_steps
 from trainable.loop import EpochStats, TrainHooks, sync
-from trainable.network import build_network, init_from_data
+from trainable.network import build_network, init_from_data, set_whiten_bias_trainable
 from trainable.optim import build_optimizer
 from trainable.runtime import Runtime, resolve
 
@@ -85,7 +85,7 @@ class BareLoop:
     """The minimum a training step needs, on batches prepared once."""
 
     def __init__(self, config: TrainConfig, splits: Splits, rt: Runtime) -> None:
-        self.rt = rt
+        self.rt, self.model_cfg = rt, config.model
         self.fmt = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)
         net = build_network(config.model, len(splits.classes))
@@ -111,8 +111,10 @@ class BareLoop:
             out.append((xb, y[window].to(self.rt.device)))
         return out
 
-    def epoch(self) -> tuple[float, int]:
-        """(seconds, images) of one pass over the prepared batches."""
+    def epoch(self, epoch: int) -> tuple[float, int]:
+        """(seconds, images) of one pass over the prepared batches, as the trainer's `epoch`
+        (a whitening stem's bias freezes after the same epoch: less backward work)."""
+        set_whiten_bias_trainable(self.net, self.model_cfg, epoch)
         self.net.train()
         t0 = time.perf_counter()
         for x, y in self.batches:
@@ -144,12 +146,12 @@ def measure(config: TrainConfig, warmup: int) -> dict[str, Any]:
     rt = resolve(config)
     splits = load_splits(config.dataset)
     bare = BareLoop(config, splits, rt)
-    bare_epochs = [bare.epoch() for _ in range(warmup)]
+    bare_epochs = [bare.epoch(1) for _ in range(warmup)]
     hooks, trainer_epochs = epoch_timer(rt.device)
 
     def then_bare(epoch: int, stats: EpochStats) -> None:
         hooks.epoch_stats(epoch, stats)
-        bare_epochs.append(bare.epoch())  # right after each trainer epoch: the same conditions
+        bare_epochs.append(bare.epoch(epoch))  # right after each trainer epoch: same conditions
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as work:
         engine.train(
