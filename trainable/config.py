@@ -14,48 +14,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from trainable.config_base import (
+    LookaheadConfig,
+    SGDConfig,
+    StrictModel,
+    TriangularConfig,
+    WhitenConfig,
+    _only_with,
+)
+from trainable.config_io import clip, deep_merge, parse_overrides, read_yaml
 from trainable.errors import ConfigError
 from trainable.vocab import METRIC_MODES, Mode
-
-
-class StrictModel(BaseModel):
-    """Base of every config tree here and of the search spec (tuner/spec.py)."""
-
-    # frozen: a config is a value; extra="forbid": a typo is an error, not a silent default;
-    # allow_inf_nan=False: `.inf` or `.nan` in YAML is a mistake, never a setting.
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=False, validate_default=True, allow_inf_nan=False
-    )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
-        # Lax mode would read `width: true` as 1; a boolean is only valid where one is asked.
-        annotation = cls.model_fields[info.field_name or ""].annotation
-        expected = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
-        if isinstance(value, bool) and "bool" not in str(annotation):
-            raise ValueError(f"expected {expected}, got a boolean")
-        return value
-
-
-def _only_with(model: BaseModel, field: str, key: str, applies: bool, needs: str) -> None:
-    """A non-default `field` where it does not apply is a mistake (a search over it would
-    search nothing): refuse it. Defaults pass, so a saved config reloads unchanged."""
-    if applies:
-        return
-    default = type(model).model_fields[field].get_default(call_default_factory=True)
-    value = getattr(model, field)
-    if value != default:
-        shown = "a non-default section" if isinstance(value, BaseModel) else repr(value)
-        raise ValueError(f"{key}={shown} only applies with {needs}")
 
 
 class DatasetConfig(StrictModel):
@@ -74,14 +49,6 @@ class DatasetConfig(StrictModel):
     num_classes: int = Field(10, ge=2, le=1000)
     synthetic_train_size: int = Field(2000, ge=10)
     synthetic_test_size: int = Field(500, ge=10)
-
-
-class WhitenConfig(StrictModel):
-    """The fixed whitening stem (`model.stem: whiten`, fastnet only), as in airbench94."""
-
-    eps: float = Field(5e-4, gt=0.0, le=1.0)  # added to each patch eigenvalue before 1/sqrt
-    images: int = Field(5000, ge=1)  # training images whose 2x2 patches give the covariance
-    bias_epochs: int = Field(3, ge=0)  # epochs its bias trains before it is frozen
 
 
 class ModelConfig(StrictModel):
@@ -119,18 +86,6 @@ class ModelConfig(StrictModel):
         return self
 
 
-class SGDConfig(StrictModel):
-    """Nesterov SGD in airbench94's decoupled form: each hyperparameter is tuned on its own.
-
-    `lr_per_1024` is the step per 1,024 examples, independent of batch size and momentum;
-    `weight_decay_per_1024` the decay per 1,024 examples, independent of the learning rate
-    (see trainable/optim.py for the torch values they become)."""
-
-    lr_per_1024: float = Field(11.5, gt=0.0, le=1000.0)
-    momentum: float = Field(0.85, ge=0.0, lt=1.0)
-    weight_decay_per_1024: float = Field(0.0153, ge=0.0, le=10.0)
-
-
 class OptimizerConfig(StrictModel):
     """`name` picks the optimizer: adamw (`lr`, `weight_decay`, `betas`; `lr` is the
     schedule's peak) or sgd (Nesterov, the `sgd` section)."""
@@ -160,14 +115,6 @@ class OptimizerConfig(StrictModel):
         return self
 
 
-class TriangularConfig(StrictModel):
-    """Linear warm-up then linear decay, in multiples of the optimizer's learning rate."""
-
-    start_factor: float = Field(0.2, ge=0.0, le=1.0)  # at the first step
-    peak_fraction: float = Field(0.23, gt=0.0, lt=1.0)  # share of all steps spent warming up
-    end_factor: float = Field(0.07, ge=0.0, le=1.0)  # at the last step
-
-
 class ScheduleConfig(StrictModel):
     """Stepped once per batch. onecycle: torch's OneCycleLR (the keys below); triangular:
     airbench94's warm-up / linear decay (the `triangular` section)."""
@@ -188,17 +135,6 @@ class ScheduleConfig(StrictModel):
             self, "triangular", "schedule.triangular", not onecycle, "schedule.name=triangular"
         )
         return self
-
-
-class LookaheadConfig(StrictModel):
-    """An EMA of the weights copied back into the net every `every_steps` steps; the net takes
-    the EMA at the end (airbench94, from hlb-cifar10). The EMA's decay at step s of S is
-    `decay ** every_steps * (s / S) ** ramp_power`: no averaging early, more towards the end."""
-
-    enabled: bool = False
-    every_steps: int = Field(5, ge=1, le=10_000)
-    decay: float = Field(0.95, gt=0.0, lt=1.0)  # per step
-    ramp_power: float = Field(3.0, ge=0.0, le=10.0)
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -278,12 +214,6 @@ class TrainConfig(StrictModel):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def clip(text: str, limit: int = 80) -> str:
-    """`text` made safe for a one-line message: control characters escaped, at most `limit`."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
 def one_line_error(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
     """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line, bounded length)."""
     first = err.errors(include_url=False)[0]
@@ -310,37 +240,6 @@ def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None
     return model
 
 
-def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
-    """`["optimizer.lr=0.003", "augment.hflip=false"]` -> nested dict; values parsed as YAML."""
-    tree: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE (e.g. optimizer.lr=0.003), got {pair!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
-        node = tree
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {pair!r}: '{part}' is a value, not a section")
-        node[parts[-1]] = value
-    return tree
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def build_config(
     raw: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
 ) -> TrainConfig:
@@ -352,47 +251,6 @@ def build_config(
         return TrainConfig.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(one_line_error(err)) from err
-
-
-class _DuplicateKey(yaml.constructor.ConstructorError):
-    pass
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping: plain YAML keeps the last
-    one silently, so a pasted block could override a setting without anyone noticing."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str | int | float | bool):
-                continue  # unhashable keys are refused by the base class itself
-            if key in seen:
-                raise _DuplicateKey(
-                    None, None, f"duplicate key {clip(repr(key), 40)}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except _DuplicateKey as err:
-        line = f" at line {err.problem_mark.line + 1}" if err.problem_mark is not None else ""
-        raise ConfigError(f"{path}: {err.problem}{line}; give each key once") from err
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{line}; fix the syntax") from err
-    except RecursionError as err:
-        raise ConfigError(f"{path} nests too deeply to be a config; flatten it") from err
-    except ValueError as err:  # e.g. an integer with more digits than Python converts
-        raise ConfigError(f"{path} has a value YAML cannot load: {clip(str(err))}") from err
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:
