@@ -47,9 +47,11 @@ def param_groups(
         for m in net.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None
     }
+    if bn_bias_lr_scale == 1.0:
+        bn_biases = set()
     trained = [p for p in net.parameters() if p.requires_grad]
-    scaled = [p for p in trained if id(p) in bn_biases] if bn_bias_lr_scale != 1.0 else []
-    rest = [p for p in trained if all(p is not q for q in scaled)]
+    scaled = [p for p in trained if id(p) in bn_biases]
+    rest = [p for p in trained if id(p) not in bn_biases]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": lr, "weight_decay": weight_decay}]
     if scaled:
         groups.append(
@@ -67,7 +69,9 @@ def build_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimize
     if o.name == "sgd":
         lr, wd = sgd_hyperparameters(o.sgd, config.batch_size)
         groups = param_groups(net, lr, wd, o.bn_bias_lr_scale)
-        return torch.optim.SGD(groups, lr=lr, momentum=o.sgd.momentum, nesterov=True)
+        # Fused for the same reason as AdamW below: under fp16's GradScaler an unfused step
+        # reads the found-inf flag back every step (tests/trainable/test_syncs.py).
+        return torch.optim.SGD(groups, lr=lr, momentum=o.sgd.momentum, nesterov=True, fused=True)
     return torch.optim.AdamW(
         param_groups(net, o.lr, o.weight_decay, o.bn_bias_lr_scale),
         lr=o.lr,

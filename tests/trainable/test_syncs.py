@@ -97,11 +97,14 @@ def test_the_airbench_recipe_reads_nothing_back_per_batch(
 ) -> None:
     """SGD, lookahead (every 5 steps), the whitening init and translate TTA add no read
     that grows with the number of batches."""
-    counts = []
-    for batch_size in (128, 32):
-        cfg = recipe_config(epochs=2, batch_size=batch_size, eval_batch_size=batch_size)
-        with count_host_syncs(torch.device("cpu")) as count:
-            train(cfg, tmp_path / str(batch_size), report=lambda *_: None)
-        counts.append(count)
-    few, many = counts
-    assert (few.reads, few.data_dependent_shapes) == (many.reads, many.data_dependent_shapes)
+    for precision in ("fp32", "fp16"):  # fp16: the GradScaler's found-inf flag stays on device
+        counts = []
+        for batch_size in (128, 32):
+            cfg = recipe_config(
+                epochs=2, batch_size=batch_size, eval_batch_size=batch_size, precision=precision
+            )
+            with count_host_syncs(torch.device("cpu")) as count:
+                train(cfg, tmp_path / f"{precision}-{batch_size}", report=lambda *_: None)
+            counts.append(count)
+        few, many = counts
+        assert (few.reads, few.data_dependent_shapes) == (many.reads, many.data_dependent_shapes)
