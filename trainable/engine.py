@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from trainable import checkpoint
-from trainable.config import TrainConfig
+from trainable.config import TrainConfig, build_config
 from trainable.data import Splits, load_splits
-from trainable.errors import UserError
+from trainable.errors import ConfigError, UserError
 from trainable.evaluation import TTA, eval_batches, loss_acc, predict_confusion
 from trainable.loaders import channel_stats, check_augment, epoch_seed, train_batches, train_steps
 from trainable.lookahead import Lookahead
@@ -179,7 +179,7 @@ def _setup(
 def _resume(run: _Run, resume_from: str | Path) -> int:
     """Load a checkpoint's full state into `run`; returns the first epoch still to train."""
     state = checkpoint.load(resume_from, map_location=run.rt.device)
-    if state["config"] != run.config.to_dict():
+    if _saved_config(state) != run.config.to_dict():
         raise UserError(
             f"checkpoint {resume_from} was trained with a different config; resume with the same one"
         )
@@ -192,6 +192,15 @@ def _resume(run: _Run, resume_from: str | Path) -> int:
         run.lookahead.load_state_dict(state["lookahead"])
     run.history = list(state["history"])
     return int(state["epoch"]) + 1
+
+
+def _saved_config(state: dict[str, Any]) -> dict[str, Any] | None:
+    """A checkpoint's config with today's defaults filled in: a run saved before a key
+    existed (e.g. `optimizer.name`) trained with its default, so it resumes."""
+    try:
+        return build_config(state["config"]).to_dict()
+    except ConfigError:
+        return None
 
 
 def _fit(run: _Run, start: int) -> TrainResult:
@@ -207,7 +216,10 @@ def _fit(run: _Run, start: int) -> TrainResult:
         metrics = _run_epoch(run, epoch, compiling=config.compile and epoch == start)
         if metrics is None:
             status = Status.DIVERGED
-            reason = f"non-finite training loss in epoch {epoch}; lower optimizer.lr"
+            lr_key = (
+                "optimizer.lr" if config.optimizer.name == "adamw" else "optimizer.sgd.lr_per_1024"
+            )
+            reason = f"non-finite training loss in epoch {epoch}; lower {lr_key}"
             break
         improved = run.stopper.update(metrics[es.monitor], epoch)
         # 1.0 when training ends after this epoch by its own rules (schedule done or early

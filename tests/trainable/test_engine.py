@@ -92,6 +92,42 @@ def test_resume_with_a_different_config_is_refused(tiny_config: TinyConfig, tmp_
         train(tiny_config(epochs=2, seed=9), tmp_path, resume_from=tmp_path / "last")
 
 
+def test_a_checkpoint_from_before_the_recipe_keys_resumes(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    from trainable import checkpoint
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_one(metrics: dict[str, float], _dir: Path) -> None:
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    cfg = tiny_config(epochs=3)
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "a", report=stop_after_one)
+    path = tmp_path / "a" / "last" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    old = state["config"]  # as a trainer without the recipe options wrote it
+    for key in ("lookahead", "tta_translate"):
+        del old[key]
+    for section, keys in {
+        "optimizer": ("name", "sgd", "bn_bias_lr_scale"),
+        "schedule": ("name", "triangular"),
+        "model": ("stem", "whiten", "conv_init", "bn_momentum", "bn_eps", "bn_weight_frozen"),
+        "augment": ("pad_mode", "hflip_mode"),
+    }.items():
+        for key in keys:
+            del old[section][key]
+    state.pop("format_version")
+    checkpoint.save_atomic(state, path)
+    with pytest.raises(UserError, match="different config"):  # still checked, key by key
+        train(tiny_config(epochs=3, seed=3), tmp_path / "a", resume_from=path)
+    resumed = train(cfg, tmp_path / "a", report=lambda *_: None, resume_from=path)
+    assert resumed.epochs_run == 3 and resumed.status == "completed"
+
+
 def test_existing_run_is_not_overwritten(tiny_config: TinyConfig, tmp_path: Path) -> None:
     train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
     before = (tmp_path / "last" / "checkpoint.pt").read_bytes()
