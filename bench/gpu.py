@@ -9,9 +9,10 @@ On one CUDA GPU (issue #6):
 2. FLOPs of the model per image (torch.utils.flop_counter: convolutions and matmuls, 2 per
    multiply-add), forward and forward + backward.
 3. Epochs: the trainer's own `train()` on the whole 50k training set with the test split as
-   its per-epoch evaluation; each epoch's training phase (the trainer's `_train_epoch`) is timed
-   with CUDA events. A 1-epoch run in the same process goes first so CUDA/cuDNN start-up is
-   not in the numbers; the measured run's first `--warmup-epochs` are left out of the median.
+   its per-epoch evaluation; each epoch's training phase (the trainer's `train_epoch`, through
+   the public `TrainHooks` of `engine.train`) is timed with CUDA events. A 1-epoch run in the
+   same process goes first so CUDA/cuDNN start-up is not in the numbers; the measured run's
+   first `--warmup-epochs` are left out of the median.
    Images/s and the fraction of the bf16 ceiling (train FLOPs/img x img/s / matmul rate).
    With `--compile`, the compile time is reported apart (the trainer's `compile_s` metric).
 4. Time to `--target-acc` (0.94) test accuracy, or to the best reached: cumulative training
@@ -43,7 +44,6 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -52,13 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_json
 from packing import packing
-from roofline import ceilings, flops_per_image, time_s
+from roofline import ceilings, flops_per_image
 
 from trainable import engine
 from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import ArrayDataset, Splits, load_splits
 from trainable.errors import UserError
 from trainable.loaders import train_steps
+from trainable.loop import EVALUATION, TRAIN, EpochStats, TrainHooks
 from trainable.runtime import resolve
 from trainable.syncs import SyncCount, count_host_syncs
 
@@ -87,27 +88,46 @@ SMOKE_OVERRIDES: dict[str, Any] = {
 # --- 3 and 4. epochs and time to accuracy ---------------------------------------------------
 
 
-@contextlib.contextmanager
-def timed_train_epochs(device: torch.device) -> Iterator[list[tuple[float, int]]]:
-    """Time every call of the trainer's own epoch loop inside `engine.train`.
+class _PhaseTimer:
+    """Times one phase with CUDA events on a GPU (device time, no host jitter), else a clock."""
 
-    Wrapping `engine._train_epoch` (looked up by `_fit` at call time) measures the product's
-    exact hot loop, optimiser and scheduler included, with CUDA events around each call.
-    Yields a list that fills with (seconds, images) per epoch.
-    """
-    if not hasattr(engine, "_train_epoch"):
-        raise RuntimeError("trainable.engine._train_epoch is gone: update bench/gpu.py's timer")
-    original = engine._train_epoch
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds = device, 0.0
+
+    def __enter__(self) -> _PhaseTimer:
+        if self.device.type == "cuda":
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.device.type == "cuda":
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            end.synchronize()
+            self.seconds = self._start.elapsed_time(end) / 1000
+        else:
+            self.seconds = time.perf_counter() - self._t0
+
+
+def epoch_timer(device: torch.device) -> tuple[TrainHooks, list[tuple[float, int]]]:
+    """Hooks that time the training phase of every epoch of `engine.train` (the product's
+    exact hot loop, optimiser and scheduler included) and a list that fills with
+    (seconds, images) per epoch."""
     records: list[tuple[float, int]] = []
+    timers: dict[int, _PhaseTimer] = {}
 
-    def timed(*args: Any, **kwargs: Any) -> tuple[float, float, bool, int, float]:
-        result: list[tuple[float, float, bool, int, float]] = []
-        seconds = time_s(lambda: result.append(original(*args, **kwargs)), device)
-        records.append((seconds, result[0][3]))
-        return result[0]
+    def around(phase: str, epoch: int) -> contextlib.AbstractContextManager[Any]:
+        if phase != TRAIN:
+            return contextlib.nullcontext()
+        timers[epoch] = _PhaseTimer(device)
+        return timers[epoch]
 
-    with mock.patch.object(engine, "_train_epoch", timed):
-        yield records
+    def epoch_stats(epoch: int, stats: EpochStats) -> None:
+        records.append((timers.pop(epoch).seconds, stats.images))
+
+    return TrainHooks(around=around, epoch_stats=epoch_stats), records
 
 
 def full_train_splits(splits: Splits) -> Splits:
@@ -127,8 +147,10 @@ def train_run(
     """One `engine.train` call: its per-epoch metrics, timed epochs and wall seconds."""
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    with timed_train_epochs(device) as epochs:
-        engine.train(config, out_dir, data=data, report=lambda m, _d: history.append(dict(m)))
+    hooks, epochs = epoch_timer(device)
+    engine.train(
+        config, out_dir, data=data, report=lambda m, _d: history.append(dict(m)), hooks=hooks
+    )
     return history, epochs, time.perf_counter() - t0
 
 
@@ -203,28 +225,22 @@ def host_sync_audit(
     (the watcher sees eager ops)."""
     seen: dict[str, SyncCount] = {}
 
-    def watch(phase: str, fn: Any) -> Any:
-        def watched(*args: Any, **kwargs: Any) -> Any:
-            with count_host_syncs(device) as count:
-                out = fn(*args, **kwargs)
-            seen[phase] = count
-            return out
-
-        return watched
+    @contextlib.contextmanager
+    def watch(phase: str, _epoch: int) -> Iterator[None]:
+        with count_host_syncs(device) as count:
+            yield
+        seen[phase] = count
 
     audit = config.model_copy(update={"epochs": 1, "compile": False})
-    with (
-        mock.patch.object(engine, "_train_epoch", watch("train", engine._train_epoch)),
-        mock.patch.object(engine, "loss_acc", watch("evaluation", engine.loss_acc)),
-    ):
-        engine.train(audit, work / "audit", data=data, report=lambda *_: None)
+    hooks = TrainHooks(around=watch)
+    engine.train(audit, work / "audit", data=data, report=lambda *_: None, hooks=hooks)
     eval_batches = -(-len(data.val) // config.eval_batch_size)
     return {
         "train": {
             "batches": train_steps(len(data.train), config.batch_size),
-            **seen["train"].as_dict(),
+            **seen[TRAIN].as_dict(),
         },
-        "evaluation": {"batches": eval_batches, **seen["evaluation"].as_dict()},
+        "evaluation": {"batches": eval_batches, **seen[EVALUATION].as_dict()},
         "note": "counted per epoch: reads = .item()/bool()/float() of a device value; copies "
         "across the host-device bus; cuda_syncs from torch.cuda.set_sync_debug_mode (None off "
         "CUDA). Expected: a constant few per epoch (the epoch's order and augmentation draws "

@@ -16,7 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainable.config import TrainConfig
-from trainable.models import build_model
+from trainable.network import build_network
 from trainable.runtime import resolve
 
 
@@ -93,9 +93,9 @@ def ceilings(device: torch.device, smoke: bool, train_dtype: torch.dtype) -> dic
 def flops_per_image(config: TrainConfig, num_classes: int, image_size: int) -> dict[str, Any]:
     """Forward and forward + backward FLOPs of one training batch, per image."""
     rt = resolve(config)
-    m = config.model
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = build_model(m.name, num_classes, m.width, m.depth, m.dropout)
+    # The trainer's network (stem, frozen BN scales): frozen weights need no gradient.
+    net = build_network(config.model, num_classes)
     net = net.to(rt.device, memory_format=fmt).train()  # type: ignore[call-overload]
     batch = min(config.batch_size, 64)  # FLOPs are linear in the batch; a small one suffices
     x = torch.randn(batch, 3, image_size, image_size, device=rt.device)

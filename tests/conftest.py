@@ -41,6 +41,40 @@ def tiny_config() -> Callable[..., TrainConfig]:
     return make
 
 
+# Every airbench94 element of configs/cifar10_fastnet.yaml, on TINY's data and a width-8 fastnet.
+RECIPE: dict[str, Any] = {
+    "model": {
+        "name": "fastnet",
+        "width": 8,
+        "depth": 2,
+        "dropout": 0.0,
+        "stem": "whiten",
+        "whiten": {"bias_epochs": 1},
+        "conv_init": "dirac",
+        "bn_momentum": 0.4,
+        "bn_eps": 1e-12,
+        "bn_weight_frozen": True,
+    },
+    "optimizer": {"name": "sgd", "bn_bias_lr_scale": 64.0},
+    "schedule": {"name": "triangular"},
+    "lookahead": {"enabled": True},
+    "augment": {"crop_padding": 2, "pad_mode": "reflect", "hflip_mode": "alternating"},
+    "label_smoothing": 0.2,
+    "tta_hflip": True,
+    "tta_translate": True,
+}
+
+
+@pytest.fixture
+def recipe_config() -> Callable[..., TrainConfig]:
+    """`recipe_config(epochs=2)`: TINY trained with the whole airbench94 recipe."""
+
+    def make(**overrides: Any) -> TrainConfig:
+        return build_config(deep_merge(deep_merge(TINY, RECIPE), overrides))
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

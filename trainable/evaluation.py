@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from trainable.config import TrainConfig
 from trainable.data import ArrayDataset
 from trainable.loaders import DeviceLoader, make_dataloader
 from trainable.metrics import confusion_matrix, summarize, write_metrics
-from trainable.models import build_model
+from trainable.network import build_network
 from trainable.runtime import Runtime, resolve
 
 
@@ -25,13 +26,47 @@ def eval_batches(
     return make_dataloader(data, config.eval_batch_size, mean, std, config.loader, train=False)
 
 
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation: which views of each image are scored (logits averaged)."""
+
+    hflip: bool = False  # the mirror image too
+    translate: bool = False  # the image shifted one pixel up-left and down-right, too
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> TTA:
+        return cls(config.tta_hflip, config.tta_translate)
+
+
+def tta_views(x: torch.Tensor, tta: TTA) -> list[tuple[float, torch.Tensor]]:
+    """(weight, batch) per view, weights summing to 1. With `translate` (airbench's tta_level
+    2), the unshifted views carry half the weight and the two shifted ones (reflect-padded by
+    one pixel, so no black border) the other half; `hflip` adds each one's mirror."""
+
+    def with_mirror(v: torch.Tensor) -> list[torch.Tensor]:
+        return [v, v.flip(3)] if tta.hflip else [v]
+
+    plain = with_mirror(x)
+    if not tta.translate:
+        return [(1 / len(plain), v) for v in plain]
+    h, w = x.shape[2:]
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    # Output pixel (i, j) shows input pixel (i - 1, j - 1), then (i + 1, j + 1).
+    shifted = with_mirror(padded[:, :, :h, :w]) + with_mirror(padded[:, :, 2:, 2:])
+    return [(0.5 / len(plain), v) for v in plain] + [(0.5 / len(shifted), v) for v in shifted]
+
+
 @torch.no_grad()
-def logits_of(model: nn.Module, x: torch.Tensor, rt: Runtime, tta_hflip: bool) -> torch.Tensor:
-    """Logits in fp32; with `tta_hflip`, the mean of the image's and its mirror's logits."""
+def logits_of(
+    model: nn.Module, x: torch.Tensor, rt: Runtime, tta: TTA | bool = False
+) -> torch.Tensor:
+    """Logits in fp32, averaged over the `tta` views (a bool: mirror or not)."""
+    tta = TTA(hflip=tta) if isinstance(tta, bool) else tta
+    views = tta_views(x, tta)
     with rt.autocast():
-        logits = model(x).float()
-        if tta_hflip:
-            logits = (logits + model(x.flip(3)).float()) / 2
+        logits = views[0][0] * model(views[0][1]).float()
+        for weight, view in views[1:]:
+            logits += weight * model(view).float()
     return logits
 
 
@@ -41,7 +76,7 @@ def loss_acc(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     rt: Runtime,
     fmt: torch.memory_format,
-    tta_hflip: bool = False,
+    tta: TTA | bool = False,
 ) -> tuple[float, float]:
     """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs."""
     model.eval()
@@ -51,7 +86,7 @@ def loss_acc(
     for x, y in batches:
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
-        logits = logits_of(model, x, rt, tta_hflip)
+        logits = logits_of(model, x, rt, tta)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         n += y.numel()
@@ -66,14 +101,14 @@ def predict_confusion(
     rt: Runtime,
     fmt: torch.memory_format,
     num_classes: int,
-    tta_hflip: bool = False,
+    tta: TTA | bool = False,
 ) -> torch.Tensor:
     model.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=rt.device)
     for x, y in batches:
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
-        preds = logits_of(model, x, rt, tta_hflip).argmax(1)
+        preds = logits_of(model, x, rt, tta).argmax(1)
         cm += confusion_matrix(y, preds, num_classes)
     return cm.cpu()
 
@@ -89,12 +124,11 @@ def evaluate(
     rt = resolve(config)
     classes = list(state["classes"])
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    m = config.model
-    net = build_model(m.name, len(classes), m.width, m.depth, m.dropout)
+    net = build_network(config.model, len(classes))
     net.load_state_dict(state["model"])
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     batches = eval_batches(config, data, rt, state["norm"]["mean"], state["norm"]["std"])
-    cm = predict_confusion(net, batches, rt, fmt, len(classes), config.tta_hflip)
+    cm = predict_confusion(net, batches, rt, fmt, len(classes), TTA.of(config))
     summary = summarize(cm, classes)
     if out_dir is not None:
         write_metrics(summary, out_dir, title)

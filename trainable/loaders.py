@@ -1,7 +1,10 @@
 """Two batch pipelines with the same augmentation semantics.
 
-Augmentation (train only): zero-pad by `crop_padding`, take a random crop of the original size
-(offsets uniform in [0, 2*padding]), flip horizontally with p=0.5, then normalise per channel.
+Augmentation (train only): pad by `crop_padding` (zeros, or a mirror of the border with
+`pad_mode: reflect`), take a random crop of the original size (offsets uniform in
+[0, 2*padding]), flip horizontally (p=0.5 per image per epoch, or with `hflip_mode:
+alternating` a seeded half in epoch 1 and exactly the other images in the next epoch,
+alternating; device loader only), then normalise per channel.
 
 - `DeviceLoader`: the uint8 dataset lives on the training device; a whole batch is cropped and
   flipped by one gather and normalised in one fused op. No per-sample Python work, no workers.
@@ -15,15 +18,16 @@ and a resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainable.config import AugmentConfig, LoaderConfig
+from trainable.config import AugmentConfig, LoaderConfig, TrainConfig
 from trainable.data import ArrayDataset
+from trainable.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -60,30 +64,64 @@ class AugmentDraws:
         return AugmentDraws(self.offsets_y[window], self.offsets_x[window], self.flip[window])
 
 
-def draw_augment(n: int, augment: AugmentConfig, generator: torch.Generator) -> AugmentDraws:
+def draw_augment(
+    n: int, augment: AugmentConfig, generator: torch.Generator, flip: torch.Tensor | None = None
+) -> AugmentDraws:
+    """Crop offsets, and random flips unless `flip` (per sample, epoch order) is given."""
     span = 2 * augment.crop_padding + 1
     offsets_y = torch.randint(0, span, (n,), generator=generator)
     offsets_x = torch.randint(0, span, (n,), generator=generator)
-    flip = (
-        torch.rand(n, generator=generator) < 0.5
-        if augment.hflip
-        else torch.zeros(n, dtype=torch.bool)
-    )
+    if flip is None:
+        flip = (
+            torch.rand(n, generator=generator) < 0.5
+            if augment.hflip
+            else torch.zeros(n, dtype=torch.bool)
+        )
     return AugmentDraws(offsets_y, offsets_x, flip)
 
 
-def crop_flip(x: torch.Tensor, padding: int, draws: AugmentDraws) -> torch.Tensor:
-    """Random zero-padded crop + horizontal flip of a uint8 NCHW batch, as a single gather.
+def alternating_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which images (dataset order) an epoch flips: in epoch 1 a random half, drawn from the
+    seed alone (epoch 0's generator: no training epoch uses it), then alternately the other
+    half and that half again, so each image is flipped in exactly one of any two consecutive
+    epochs. More varied than independent coin flips, which repeat a view half the time."""
+    first = torch.zeros(n, dtype=torch.bool)
+    first[torch.randperm(n, generator=epoch_generator(seed, 0))[: n // 2]] = True
+    return first if epoch % 2 == 1 else ~first
 
-    `draws` must be on `x`'s device: nothing here reads or copies from the host.
+
+def check_augment(augment: AugmentConfig, image_size: int) -> None:
+    """Reflection mirrors the image once: the padding must be smaller than the image."""
+    if augment.pad_mode == "reflect" and augment.crop_padding >= image_size:
+        raise ConfigError(
+            f"augment.crop_padding={augment.crop_padding} with augment.pad_mode=reflect needs "
+            f"a padding below the image size ({image_size}); lower crop_padding"
+        )
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices in [-size + 1, 2 * size - 2] mirrored into [0, size - 1] (border not repeated)."""
+    return (size - 1) - ((size - 1) - index.abs()).abs()
+
+
+def crop_flip(
+    x: torch.Tensor, padding: int, draws: AugmentDraws, reflect: bool = False
+) -> torch.Tensor:
+    """Random padded crop + horizontal flip of a uint8 NCHW batch, as a single gather.
+
+    Zero padding pads and then indexes; reflection maps each output pixel to its mirrored
+    source pixel directly. `draws` must be on `x`'s device: nothing here reads or copies from
+    the host.
     """
     b, c, h, w = x.shape
     dev = x.device
-    if padding:
+    if padding and not reflect:
         x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
     cols = torch.arange(w, device=dev)
     cols = torch.where(draws.flip[:, None], w - 1 - cols, cols) + draws.offsets_x[:, None]  # (B, W)
     rows = torch.arange(h, device=dev) + draws.offsets_y[:, None]  # (B, H)
+    if reflect:  # offsets count from the padded image's corner
+        rows, cols = _reflect(rows - padding, h), _reflect(cols - padding, w)
     batch_idx = torch.arange(b, device=dev)[:, None, None, None]
     chan_idx = torch.arange(c, device=dev)[None, :, None, None]
     return x[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
@@ -133,7 +171,10 @@ class DeviceLoader:
         if self.train:
             gen = epoch_generator(self.seed, self.epoch)
             order = torch.randperm(n, generator=gen)
-            d = draw_augment(n, self.augment, gen)
+            flip = None
+            if self.augment.hflip and self.augment.hflip_mode == "alternating":
+                flip = alternating_flips(n, self.seed, self.epoch)[order]
+            d = draw_augment(n, self.augment, gen, flip)
             # One host-to-device copy per epoch for the order and every augmentation draw.
             plan = torch.stack([order, d.offsets_y, d.offsets_x, d.flip.long()]).to(device)
             order = plan[0]
@@ -145,7 +186,8 @@ class DeviceLoader:
             idx = order[window]
             x = self.images[idx].permute(0, 3, 1, 2)  # uint8 NCHW view
             if self.train:
-                x = crop_flip(x, self.augment.crop_padding, draws[window])
+                reflect = self.augment.pad_mode == "reflect"
+                x = crop_flip(x, self.augment.crop_padding, draws[window], reflect)
             x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
             yield x, self.labels[idx]
 
@@ -176,7 +218,10 @@ def sample_transform(
 
     steps: list[torch.nn.Module] = []
     if augment is not None and augment.crop_padding:
-        steps.append(v2.RandomCrop(image_size, padding=augment.crop_padding, fill=0))
+        mode = "reflect" if augment.pad_mode == "reflect" else "constant"
+        steps.append(
+            v2.RandomCrop(image_size, padding=augment.crop_padding, fill=0, padding_mode=mode)
+        )
     if augment is not None and augment.hflip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
@@ -209,3 +254,44 @@ def make_dataloader(
         prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
         generator=generator,
     )
+
+
+def train_batches(
+    config: TrainConfig,
+    data: ArrayDataset,
+    device: torch.device,
+    mean: list[float],
+    std: list[float],
+) -> tuple[DeviceLoader | DataLoader[Batch], Callable[[int], None]]:
+    """The config's training loader and its `set_epoch(epoch)`, which fixes that epoch's
+    shuffle order and augmentation draws (a resumed run replays them)."""
+    if config.loader.kind == "device":
+        loader = DeviceLoader(
+            data,
+            config.batch_size,
+            device,
+            mean,
+            std,
+            train=True,
+            augment=config.augment,
+            channels_last=config.channels_last,
+            seed=config.seed,
+        )
+        return loader, loader.set_epoch
+    gen = torch.Generator()
+    dl = make_dataloader(
+        data,
+        config.batch_size,
+        mean,
+        std,
+        config.loader,
+        train=True,
+        augment=config.augment,
+        pin_memory=config.loader.pin_memory and device.type == "cuda",
+        generator=gen,
+    )
+
+    def set_epoch(epoch: int) -> None:
+        gen.manual_seed(epoch_seed(config.seed, epoch))  # fixes the shuffle and workers' base seed
+
+    return dl, set_epoch

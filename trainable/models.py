@@ -8,6 +8,7 @@ fastnet), so any input size works.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,8 +17,11 @@ Builder = Callable[[int, int, int, float], nn.Module]
 MODELS: dict[str, Builder] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    def deco(fn: Builder) -> Builder:
+B = TypeVar("B", bound=Builder)
+
+
+def register(name: str) -> Callable[[B], B]:
+    def deco(fn: B) -> B:
         MODELS[name] = fn
         return fn
 
@@ -137,22 +141,31 @@ def conv_pool_bn(c_in: int, c_out: int, convs: int) -> nn.Sequential:
 
 
 @register("fastnet")
-def fastnet(num_classes: int, width: int, depth: int, dropout: float) -> nn.Module:
+def fastnet(
+    num_classes: int, width: int, depth: int, dropout: float, *, stem: str = "conv"
+) -> nn.Module:
     """An airbench94-like net (Jordan, 2024), sized for GPU speed; width 64, depth 2 = its layout.
 
-    Stem conv to `width // 2` channels, then three (conv, pool, BN, GELU) blocks of
-    `width`, `4*width`, `4*width` channels (64/256/256 at width 64, ~2.0M parameters, ~0.3
-    GFLOP per 32x32 image forward) with `depth` convs each, a global max-pool head and a bias-free
-    linear classifier whose logits are scaled by 1/9: small logits at initialisation, as in
-    airbench. Differences from airbench: a learned 3x3 stem instead of its fixed whitening
-    layer, and padded convs so any input size of 8 pixels or more works.
+    A stem, then three (conv, pool, BN, GELU) blocks of `width`, `4*width`, `4*width`
+    channels (64/256/256 at width 64, ~2.0M parameters, ~0.3 GFLOP per 32x32 image forward)
+    with `depth` convs each, a global max-pool head and a bias-free linear classifier whose
+    logits are scaled by 1/9: small logits at initialisation, as in airbench. The stem is a
+    learned 3x3 conv to `width // 2` channels + BN + GELU (`stem="conv"`), or airbench's
+    fixed 2x2 whitening conv to 24 channels + GELU (`stem="whiten"`, initialised from the
+    data by `network.init_from_data`). Convs are padded, so any input of 8+ pixels works.
     """
-    stem = max(width // 2, 1)
+    from trainable.layers import Whitening  # deferred: layers is the recipe's, not the registry's
+
+    head: list[nn.Module]
+    if stem == "whiten":
+        whiten = Whitening(3, 2)
+        head, c_stem = [whiten, nn.GELU()], whiten.out_channels
+    else:
+        c_stem = max(width // 2, 1)
+        head = [nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem), nn.GELU()]
     return nn.Sequential(
-        nn.Conv2d(3, stem, 3, padding=1, bias=False),
-        nn.BatchNorm2d(stem),
-        nn.GELU(),
-        conv_pool_bn(stem, width, depth),
+        *head,
+        conv_pool_bn(c_stem, width, depth),
         conv_pool_bn(width, 4 * width, depth),
         conv_pool_bn(4 * width, 4 * width, depth),
         nn.AdaptiveMaxPool2d(1),

@@ -117,3 +117,31 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> 
     path.write_text("optimizer:\n  lr: 0.003\n  weight_decay: 0.1\n  lr: 0.3\n")
     with pytest.raises(ConfigError, match=r"duplicate key 'lr' at line 4; give each key once"):
         load_config(path)
+
+
+def test_the_fastnet_preset_is_airbench94s_recipe() -> None:
+    cfg = load_config(REPO / "configs" / "cifar10_fastnet.yaml")
+    m, o, s = cfg.model, cfg.optimizer, cfg.schedule
+    assert (m.name, m.width, m.depth, m.stem, m.conv_init) == ("fastnet", 64, 2, "whiten", "dirac")
+    assert (m.bn_momentum, m.bn_eps, m.bn_weight_frozen) == (0.4, 1e-12, True)
+    assert (o.name, o.sgd.lr_per_1024, o.sgd.momentum, o.sgd.weight_decay_per_1024) == (
+        "sgd",
+        11.5,
+        0.85,
+        0.0153,
+    )
+    assert o.bn_bias_lr_scale == 64 and s.name == "triangular" and cfg.lookahead.enabled
+    assert (cfg.augment.crop_padding, cfg.augment.pad_mode, cfg.augment.hflip_mode) == (
+        2,
+        "reflect",
+        "alternating",
+    )
+    assert (cfg.batch_size, cfg.label_smoothing, cfg.tta_hflip, cfg.tta_translate) == (
+        1024,
+        0.2,
+        True,
+        True,
+    )
+    # The previous preset stays loadable for comparisons.
+    old = load_config(REPO / "configs" / "cifar10_fastnet_adamw.yaml")
+    assert (old.optimizer.name, old.schedule.name, old.model.stem) == ("adamw", "onecycle", "conv")

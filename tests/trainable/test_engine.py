@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,42 @@ def test_resume_with_a_different_config_is_refused(tiny_config: TinyConfig, tmp_
     train(tiny_config(epochs=1), tmp_path, report=lambda *_: None)
     with pytest.raises(UserError, match="different config"):
         train(tiny_config(epochs=2, seed=9), tmp_path, resume_from=tmp_path / "last")
+
+
+def test_a_checkpoint_from_before_the_recipe_keys_resumes(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    from trainable import checkpoint
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_one(metrics: dict[str, float], _dir: Path) -> None:
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    cfg = tiny_config(epochs=3)
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "a", report=stop_after_one)
+    path = tmp_path / "a" / "last" / "checkpoint.pt"
+    state = checkpoint.load(path)
+    old = state["config"]  # as a trainer without the recipe options wrote it
+    for key in ("lookahead", "tta_translate"):
+        del old[key]
+    for section, keys in {
+        "optimizer": ("name", "sgd", "bn_bias_lr_scale"),
+        "schedule": ("name", "triangular"),
+        "model": ("stem", "whiten", "conv_init", "bn_momentum", "bn_eps", "bn_weight_frozen"),
+        "augment": ("pad_mode", "hflip_mode"),
+    }.items():
+        for key in keys:
+            del old[section][key]
+    state.pop("format_version")
+    checkpoint.save_atomic(state, path)
+    with pytest.raises(UserError, match="different config"):  # still checked, key by key
+        train(tiny_config(epochs=3, seed=3), tmp_path / "a", resume_from=path)
+    resumed = train(cfg, tmp_path / "a", report=lambda *_: None, resume_from=path)
+    assert resumed.epochs_run == 3 and resumed.status == "completed"
 
 
 def test_existing_run_is_not_overwritten(tiny_config: TinyConfig, tmp_path: Path) -> None:
@@ -204,3 +240,63 @@ def test_a_one_step_warm_up_is_refused_before_training(
         ).epochs_run
         == 3
     )
+
+
+def test_hooks_wrap_each_phase_and_see_each_epochs_stats(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    import contextlib
+
+    from trainable.loop import EpochStats, TrainHooks
+
+    events: list[tuple[str, str, int]] = []
+    stats: list[tuple[int, EpochStats]] = []
+
+    @contextlib.contextmanager
+    def around(phase: str, epoch: int) -> Iterator[None]:
+        events.append(("enter", phase, epoch))
+        yield
+        events.append(("exit", phase, epoch))
+
+    hooks = TrainHooks(around=around, epoch_stats=lambda e, s: stats.append((e, s)))
+    reports: list[dict[str, float]] = []
+    train(tiny_config(epochs=2), tmp_path, report=lambda m, _d: reports.append(m), hooks=hooks)
+    assert events == [
+        (edge, phase, epoch)
+        for epoch in (1, 2)
+        for phase in ("train", "evaluation")
+        for edge in ("enter", "exit")
+    ]
+    # 512 training images in batches of 64: 8 full batches per epoch.
+    assert [(e, s.images, s.finite) for e, s in stats] == [(1, 512, True), (2, 512, True)]
+    assert [s.loss for _, s in stats] == [m["train_loss"] for m in reports]
+
+
+def test_the_airbench_recipe_learns_and_resumes_exactly(
+    recipe_config: TinyConfig, tmp_path: Path
+) -> None:
+    """SGD, triangular schedule, whitening (bias frozen after epoch 1), dirac init, frozen BN
+    scales, lookahead, reflect translation, alternating flips and translate TTA together."""
+    cfg = recipe_config(epochs=3, deterministic=True)
+    full = train(cfg, tmp_path / "full", report=lambda *_: None)
+    assert full.status == "completed" and full.best_metric > 0.8  # chance is 0.25
+    state = torch.load(tmp_path / "full" / "last" / "checkpoint.pt", weights_only=True)
+    assert state["lookahead"]["steps"] == 3 * 8
+    # The last step hands the net the EMA: the saved weights are the EMA's.
+    assert all(torch.equal(state["model"][k], v) for k, v in state["lookahead"]["ema"].items())
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_one(metrics: dict[str, float], _dir: Path) -> None:
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "cut", report=stop_after_one)
+    resumed = train(
+        cfg, tmp_path / "cut", report=lambda *_: None, resume_from=tmp_path / "cut" / "last"
+    )
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+    final = torch.load(tmp_path / "cut" / "last" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(final[k], state["model"][k]) for k in final)

@@ -90,3 +90,21 @@ def test_training_reads_nothing_back_per_batch(
     with count_host_syncs(torch.device("cpu")) as scaled_more:
         train(fp16_more, tmp_path / "fp16-more", report=lambda *_: None)
     assert scaled.reads == scaled_more.reads
+
+
+def test_the_airbench_recipe_reads_nothing_back_per_batch(
+    recipe_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    """SGD, lookahead (every 5 steps), the whitening init and translate TTA add no read
+    that grows with the number of batches."""
+    for precision in ("fp32", "fp16"):  # fp16: the GradScaler's found-inf flag stays on device
+        counts = []
+        for batch_size in (128, 32):
+            cfg = recipe_config(
+                epochs=2, batch_size=batch_size, eval_batch_size=batch_size, precision=precision
+            )
+            with count_host_syncs(torch.device("cpu")) as count:
+                train(cfg, tmp_path / f"{precision}-{batch_size}", report=lambda *_: None)
+            counts.append(count)
+        few, many = counts
+        assert (few.reads, few.data_dependent_shapes) == (many.reads, many.data_dependent_shapes)
