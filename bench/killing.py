@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainable.vocab import FINAL
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest
 
@@ -40,7 +41,7 @@ def finished_trials(results_dir: Path) -> dict[str, list[float]]:
         except OSError:
             continue
         rows = [json.loads(line) for line in text.splitlines() if line.strip().endswith("}")]
-        if rows and rows[-1].get("final"):
+        if rows and rows[-1].get(FINAL):
             out[str(rows[-1]["trial_id"])] = [r["val_loss"] for r in rows]
     return out
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainable import atomic
 from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
 from trainable.vocab import Status
@@ -150,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}"
         )
-    (out / "result.json").write_text(json.dumps(summary, indent=2))
+    atomic.write_text(out / "result.json", json.dumps(summary, indent=2))
     print(
         f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
         f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}"

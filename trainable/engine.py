@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainable import checkpoint
+from trainable import atomic, checkpoint
 from trainable.config import TrainConfig, build_config
 from trainable.data import Splits, load_splits
 from trainable.errors import ConfigError, UserError
@@ -96,10 +96,11 @@ def train(
     check_augment(config.augment, min(splits.train.images.shape[1:3]))
     report = report or progress_printer(config.epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(config.to_yaml())
     with backend_flags(config, runtime):
         run = _setup(config, runtime, splits, out_dir, report, hooks or TrainHooks())
         start = _resume(run, resume_from) if resume_from is not None else 1
+        # Written once a resume has accepted the config: a refused one leaves the run's own.
+        atomic.write_text(out_dir / "config.yaml", config.to_yaml())
         return _fit(run, start)
 
 

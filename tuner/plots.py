@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainable import atomic
 from trainable.vocab import Objective, Status
 from tuner.spec import Param
 
@@ -50,7 +51,8 @@ def _save(fig: Any, path: Path) -> Path:
     try:
         fig.tight_layout()
         # "tight" keeps legends placed outside the axes inside the image
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        with atomic.atomic_path(path) as tmp:  # format given: the temp name has no suffix
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
     return path
