@@ -68,6 +68,30 @@ MOMENTS: dict[str, Callable[[Path], bool]] = {
 }
 
 
+def start_run(spec_file: Path) -> subprocess.Popen[str]:
+    """`tuner run SPEC` in its own process group, stderr kept for its last line."""
+    return subprocess.Popen(
+        tuner_cmd("run", str(spec_file)),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until(
+    proc: subprocess.Popen[str],
+    results_dir: Path,
+    reached: Callable[[Path], bool],
+    timeout_s: float,
+) -> None:
+    """Poll the results folder until `reached` holds, the run ends or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline and not reached(results_dir):
+        time.sleep(0.2)
+
+
 @dataclass
 class Stopped:
     moment: str
@@ -87,22 +111,14 @@ def run_until(
     """Start `tuner run`, wait for the moment (a name in MOMENTS, or `after <s>s`), send `sig`
     to the driver's whole process group (SIGKILL) or to the driver alone (other signals, as a
     scheduler's grace-period signal reaches the job's main process)."""
-    proc = subprocess.Popen(
-        tuner_cmd("run", str(spec_file)),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_run(spec_file)
     if moment.startswith("after "):
         delay = float(moment.removeprefix("after ").removesuffix("s"))
+        t0 = time.monotonic()
         reached: Callable[[Path], bool] = lambda _d: time.monotonic() - t0 >= delay  # noqa: E731
     else:
         reached = MOMENTS[moment]
-    t0, deadline = time.monotonic(), time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < deadline and not reached(results_dir):
-        time.sleep(0.2)
+    wait_until(proc, results_dir, reached, timeout_s)
     before = finished_trials(results_dir)
     if proc.poll() is not None:
         return Stopped(moment, None, proc.communicate()[1], before, results_dir.exists())

@@ -8,14 +8,13 @@ import errno
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bench.killing import REPO, check_complete, finished_trials, tuner_cmd
+from bench.killing import MOMENTS, REPO, check_complete, start_run, tuner_cmd, wait_until
 from tests.tuner.test_stages import kill_spec
 from trainable.errors import StorageError
 
@@ -60,16 +59,8 @@ def test_full_disk_stops_in_one_line_and_resumes_after_cleanup(small_disk: Path)
     spec_file.write_text(yaml.safe_dump(raw))
     results_dir = small_disk / "full"
 
-    proc = subprocess.Popen(
-        tuner_cmd("run", str(spec_file)),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    while proc.poll() is None and not finished_trials(results_dir) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    proc = start_run(spec_file)
+    wait_until(proc, results_dir, MOMENTS["first trial finished"], timeout_s=240)
     if proc.poll() is not None:
         pytest.skip("the search ended before a trial finished")
     ballast = fill(small_disk)

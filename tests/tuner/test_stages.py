@@ -23,6 +23,13 @@ from tuner.manifest import Manifest
 from tuner.spec import validate_spec
 
 pytestmark = pytest.mark.slow
+ONE_EPOCH_FIFO = {
+    "kind": "fifo",
+    "metric": "val_loss",
+    "mode": "min",
+    "max_t": 1,
+    "grace_period": 1,
+}
 
 
 def kill_spec(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -73,13 +80,7 @@ def test_time_budget_ending_before_first_reports_finishes_on_what_finished(
     # One-epoch trials, two at a time, more than the budget allows: when it ends, the running
     # and pending trials have reported nothing (the live table used to crash on them).
     raw: dict[str, Any] = tiny_spec("budget", str(tmp_path), num_samples=200, time_budget_s=12)
-    raw["scheduler"] = {
-        "kind": "fifo",
-        "metric": "val_loss",
-        "mode": "min",
-        "max_t": 1,
-        "grace_period": 1,
-    }
+    raw["scheduler"] = ONE_EPOCH_FIFO
     raw["retrain"] = {"seeds": 1}
     outcome = experiment.run(validate_spec(raw), raw, RayOptions())
     results = ResultsDir(tmp_path / "budget")
@@ -97,13 +98,7 @@ def test_resume_redoes_nothing_recorded(ray_session: None, tmp_path: Path) -> No
     """A finished seed is never trained again: resuming a run whose export was lost reuses
     every seed's outcome and only exports."""
     raw = tiny_spec("redo", str(tmp_path), num_samples=2)
-    raw["scheduler"] = {
-        "kind": "fifo",
-        "metric": "val_loss",
-        "mode": "min",
-        "max_t": 1,
-        "grace_period": 1,
-    }
+    raw["scheduler"] = ONE_EPOCH_FIFO
     experiment.run(validate_spec(raw), raw, RayOptions())
     results = ResultsDir(tmp_path / "redo")
     manifest = Manifest(results.manifest)
