@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from trainable.config import build_config, deep_merge
+from trainable.config import build_config, deep_merge, read_yaml
 from trainable.engine import train
 from trainable.models import build_model
 from tuner.spec import load_spec
@@ -26,9 +26,19 @@ def test_fast_space_validates_and_takes_the_fast_path() -> None:
     assert base.precision in ("auto", "bf16") and base.device == "cuda"
     assert 0 < spec.resources.gpu < 1  # trials packed on one GPU
     assert spec.max_concurrent_trials == round(1 / spec.resources.gpu)
-    assert {"optimizer.lr", "optimizer.weight_decay", "batch_size", "model.width"} <= set(
-        spec.space
-    )
+    decoupled = {"optimizer.sgd.lr_per_1024", "optimizer.sgd.weight_decay_per_1024"}
+    assert decoupled | {"optimizer.sgd.momentum", "model.width"} <= set(spec.space)
+
+
+def test_fast_space_base_is_the_fastnet_recipe() -> None:
+    """The search starts from configs/cifar10_fastnet.yaml's recipe, not a drifted copy."""
+    base = load_spec(FAST).base_config().to_dict()
+    recipe = build_config(read_yaml(REPO / "configs" / "cifar10_fastnet.yaml")).to_dict()
+    assert base["optimizer"]["name"] == "sgd"
+    for key in ("model", "optimizer", "schedule", "lookahead", "augment", "batch_size"):
+        assert base[key] == recipe[key], key
+    for key in ("label_smoothing", "tta_hflip", "tta_translate"):
+        assert base[key] == recipe[key], key
 
 
 def test_cli_validate_accepts_fast_space() -> None:
