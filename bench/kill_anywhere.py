@@ -1,6 +1,6 @@
 """Kill a whole search at many moments and resume each: does every run end complete?
 
-    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 16 moments
+    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 18 moments
     python bench/kill_anywhere.py SPEC --delays 2 5 9  # other spec / time-based moments
 
 Each moment runs `python -m tuner run SPEC` in a fresh folder, SIGKILLs the driver's whole
@@ -8,13 +8,15 @@ process group when the moment comes (a named point the results folder shows, or 
 after start: Ray start, data loading, trials, retraining, export), then resumes (or runs again
 if no folder was made) and checks the outputs: best_config.yaml, best/test_summary.json,
 trials.parquet, summary.csv, manifest "finished", and every trial that had finished before the
-kill unchanged. Writes a table and bench/results/kill_anywhere.json.
+kill unchanged. Two more moments send SIGTERM (to the driver alone, as a scheduler does) and
+record the seconds until it exits. Writes a table and bench/results/kill_anywhere.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -33,13 +35,15 @@ DEFAULT_SPEC = Path(__file__).parent / "specs" / "kill_tiny.yaml"
 DEFAULT_DELAYS = [1, 3, 6, 10, 15, 20, 25, 30, 35, 40, 45]  # seconds after start
 
 
-def one(spec: dict[str, Any], moment: str, workdir: Path) -> dict[str, Any]:
+def one(
+    spec: dict[str, Any], moment: str, workdir: Path, sig: int = signal.SIGKILL
+) -> dict[str, Any]:
     spec = {**spec, "storage_path": str(workdir)}
     spec_file = workdir / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     results_dir = workdir / spec["name"]
     t0 = time.perf_counter()
-    stopped = run_until(spec_file, results_dir, moment)
+    stopped = run_until(spec_file, results_dir, moment, sig=sig)
     if stopped.returncode is None:
         return {"moment": moment, "killed": False, "ok": None, "problems": ["run ended first"]}
     stages = []
@@ -51,6 +55,9 @@ def one(spec: dict[str, Any], moment: str, workdir: Path) -> dict[str, Any]:
     problems += check_complete(results_dir, stopped.finished_before) if not problems else []
     return {
         "moment": moment,
+        "signal": signal.Signals(sig).name,
+        "exit_code": stopped.returncode,
+        "exit_s": stopped.exit_s,
         "killed": True,
         "folder_existed": stopped.folder_existed,
         "stages_done_at_kill": stages,
@@ -61,6 +68,28 @@ def one(spec: dict[str, Any], moment: str, workdir: Path) -> dict[str, Any]:
     }
 
 
+def moments(delays: list[float]) -> list[tuple[str, signal.Signals]]:
+    out = [(f"after {d:g}s", signal.SIGKILL) for d in delays]
+    out += [(m, signal.SIGKILL) for m in MOMENTS]
+    # SIGTERM as a scheduler sends it: how long the driver takes to save its state and exit.
+    return out + [(m, signal.SIGTERM) for m in ("first trial finished", "retraining a seed")]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "\n| moment | signal | exit code | s to exit | stages done at kill | trials finished "
+        "| resumed complete |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        stages = ", ".join(r.get("stages_done_at_kill", [])) or "-"
+        ok = {True: "yes", False: "NO: " + "; ".join(r["problems"]), None: "-"}[r["ok"]]
+        exit_s = f"{r['exit_s']:.1f}" if r.get("exit_s") is not None else "-"
+        cells = [r["moment"], r.get("signal", "-"), r.get("exit_code", "-"), exit_s, stages]
+        cells += [r.get("trials_finished_at_kill", "-"), ok]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -69,35 +98,27 @@ def main() -> int:
     p.add_argument("--delays", type=float, nargs="*", default=DEFAULT_DELAYS)
     args = p.parse_args()
     spec = yaml.safe_load(args.spec.read_text())
-    moments = [f"after {d:g}s" for d in args.delays] + list(MOMENTS)
     rows = []
-    for moment in moments:
+    for moment, sig in moments(args.delays):
         with tempfile.TemporaryDirectory(prefix="kill-") as tmp:
-            row = one(spec, moment, Path(tmp))
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    print("\n| moment | killed | stages done at kill | trials finished | resumed complete |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        stages = ", ".join(r.get("stages_done_at_kill", [])) or "-"
-        ok = {True: "yes", False: "NO: " + "; ".join(r["problems"]), None: "-"}[r["ok"]]
-        print(
-            f"| {r['moment']} | {'yes' if r['killed'] else 'no'} | {stages} | {r.get('trials_finished_at_kill', '-')} | {ok} |"
-        )
-    killed = [r for r in rows if r["killed"]]
+            rows.append(one(spec, moment, Path(tmp), sig))
+        print(json.dumps(rows[-1]), flush=True)
+    print_table(rows)
+    stopped = [r for r in rows if r["killed"]]
     summary = {
         "moments": len(rows),
-        "killed": len(killed),
-        "resumed_complete": sum(bool(r["ok"]) for r in killed),
+        "stopped": len(stopped),
+        "resumed_complete": sum(bool(r["ok"]) for r in stopped),
     }
     print(
-        f"\n{summary['resumed_complete']} of {summary['killed']} killed runs resumed to complete outputs"
+        f"\n{summary['resumed_complete']} of {summary['stopped']} stopped runs resumed to "
+        "complete outputs"
     )
     write_json(
         "kill_anywhere",
         {"environment": environment(), "spec": str(args.spec), "summary": summary, "rows": rows},
     )
-    return 0 if summary["resumed_complete"] == summary["killed"] else 1
+    return 0 if summary["resumed_complete"] == summary["stopped"] else 1
 
 
 if __name__ == "__main__":

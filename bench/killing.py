@@ -99,6 +99,7 @@ class Stopped:
     stderr: str
     finished_before: dict[str, list[float]]
     folder_existed: bool
+    exit_s: float | None = None  # seconds from the signal to the driver's exit
 
 
 def run_until(
@@ -122,14 +123,16 @@ def run_until(
     before = finished_trials(results_dir)
     if proc.poll() is not None:
         return Stopped(moment, None, proc.communicate()[1], before, results_dir.exists())
+    t_sig = time.monotonic()
     if sig == signal.SIGKILL:
         os.killpg(proc.pid, signal.SIGKILL)
     else:
         proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
+    exit_s = time.monotonic() - t_sig
     if sig == signal.SIGKILL:
         _reap_group(proc.pid)
-    return Stopped(moment, proc.returncode, stderr, before, results_dir.exists())
+    return Stopped(moment, proc.returncode, stderr, before, results_dir.exists(), exit_s)
 
 
 def _reap_group(pgid: int) -> None:
