@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -152,10 +153,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}"
         )
     atomic.write_text(out / "result.json", json.dumps(summary, indent=2))
-    print(
-        f"{result.status}: {result.reason}; best {result.monitor} {result.best_metric:.4f} "
-        f"at epoch {result.best_epoch}; checkpoint {result.best_checkpoint}"
+    best = (
+        f"best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}"
+        if not math.isnan(result.best_metric)
+        else f"no validation split: the final epoch's weights ({result.best_epoch})"
     )
+    print(f"{result.status}: {result.reason}; {best}; checkpoint {result.best_checkpoint}")
     return 0 if result.status != Status.DIVERGED else 1
 
 

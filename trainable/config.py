@@ -36,7 +36,9 @@ from trainable.vocab import METRIC_MODES, Mode
 class DatasetConfig(StrictModel):
     name: Literal["cifar10", "imagefolder", "synthetic"] = "cifar10"
     root: str = "data"
-    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    # 0: no validation split, every training image trains (a production run or a refit once
+    # the search is done); then `best/` is the final epoch and early stopping must be off.
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     # Fixed apart from `seed`, so every trial of a search is scored on the same validation images.
     split_seed: int = Field(0, ge=0)
     # Optional subset sizes for quick runs (drawn stratified, seeded); None = everything.
@@ -197,6 +199,16 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     deterministic: bool = False
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_a_validation_split(self) -> TrainConfig:
+        if self.dataset.val_fraction == 0 and self.early_stopping.patience is not None:
+            raise ValueError(
+                "early_stopping.patience needs a validation split; got dataset.val_fraction=0 "
+                f"with patience={self.early_stopping.patience}: set patience to null or "
+                "val_fraction > 0"
+            )
+        return self
 
     @model_validator(mode="after")
     def _alternating_flip_needs_the_device_loader(self) -> TrainConfig:

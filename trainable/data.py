@@ -56,6 +56,15 @@ class Splits:
     classes: tuple[str, ...]
     provenance: str  # where the data came from, for manifests and reports
 
+    def without_validation(self) -> Splits:
+        """Validation images moved into training (a refit once the search is done)."""
+        train = ArrayDataset(
+            np.concatenate([self.train.images, self.val.images]),
+            np.concatenate([self.train.labels, self.val.labels]),
+        )
+        empty = self.val.take(np.arange(0))
+        return Splits(train, empty, self.test, self.classes, self.provenance)
+
 
 def cache_dir() -> Path:
     """Decoded-dataset cache; outside the repo and outside (read-only) data folders."""
@@ -66,7 +75,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     train, test, classes, provenance = _load_raw(cfg)
     rng = np.random.default_rng(cfg.split_seed)
     val_idx, train_idx = stratified_split(train.labels, cfg.val_fraction, rng)
-    if len(train_idx) == 0 or len(val_idx) == 0:
+    if len(train_idx) == 0 or (len(val_idx) == 0 and cfg.val_fraction > 0):
         raise DataError(
             f"dataset.val_fraction={cfg.val_fraction} leaves an empty split of "
             f"{len(train)} training images; use a value that keeps both splits non-empty"

@@ -9,6 +9,7 @@ on the device and read once per epoch, so the hot loop never waits for the host.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,8 +66,12 @@ def progress_printer(total_epochs: int) -> ReportFn:
         print(
             f"epoch {int(m['epoch']):>3}/{total_epochs}  "
             f"train loss {m['train_loss']:.4f} acc {m['train_acc']:.2%}  "
-            f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.2%}  "
-            f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s  {m['images_per_s']:.0f} img/s",
+            + (  # no validation split: NaN metrics, not printed
+                f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.2%}  "
+                if not math.isnan(m["val_loss"])
+                else ""
+            )
+            + f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s  {m['images_per_s']:.0f} img/s",
             flush=True,
         )
 
@@ -117,7 +122,7 @@ class _Run:
     step_model: nn.Module  # what runs them: `net`, or its torch.compile wrapper
     train_batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     set_epoch: Callable[[int], None]
-    val_batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    val_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None  # None: no validation split
     stepper: Stepper
     criterion: nn.Module
     stopper: EarlyStopper
@@ -166,7 +171,7 @@ def _setup(
         step_model=step_model,
         train_batches=batches,
         set_epoch=set_epoch,
-        val_batches=eval_batches(config, splits.val, rt, mean, std),
+        val_batches=eval_batches(config, splits.val, rt, mean, std) if len(splits.val) else None,
         stepper=stepper,
         criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         stopper=EarlyStopper(es.mode, es.min_delta, es.patience),
@@ -208,7 +213,7 @@ def _fit(run: _Run, start: int) -> TrainResult:
     config, es = run.config, run.config.early_stopping
     # torch.compile is lazy: it compiles at the first train step and the first eval call.
     # Both are timed apart (compile_s) so epoch 1's throughput is the model's, not the compiler's.
-    if config.compile:
+    if config.compile and run.val_batches is not None:
         run.compile_s = compile_eval_graph(run.step_model, run.val_batches, run.rt, run.fmt)
     status, reason = Status.COMPLETED, f"ran all {config.epochs} epochs"
     for epoch in range(start, config.epochs + 1):
@@ -222,6 +227,8 @@ def _fit(run: _Run, start: int) -> TrainResult:
             )
             reason = f"non-finite training loss in epoch {epoch}; lower {lr_key}"
             break
+        # Without a validation split the metric is NaN and every epoch counts as the best so
+        # far (a NaN best is always improved on): best/ holds the final epoch.
         improved = run.stopper.update(metrics[es.monitor], epoch)
         # 1.0 when training ends after this epoch by its own rules (schedule done or early
         # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
@@ -261,8 +268,12 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
     n_images = stats.images - (config.batch_size if compiling else 0)
     if not stats.finite:
         return None
-    with run.hooks.around(EVALUATION, epoch):
-        val_loss, val_acc = loss_acc(run.step_model, run.val_batches, rt, run.fmt, TTA.of(config))
+    val_loss = val_acc = math.nan
+    if run.val_batches is not None:
+        with run.hooks.around(EVALUATION, epoch):
+            val_loss, val_acc = loss_acc(
+                run.step_model, run.val_batches, rt, run.fmt, TTA.of(config)
+            )
     metrics = {
         EPOCH: float(epoch),
         "train_loss": stats.loss,
@@ -301,7 +312,7 @@ def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
 
 def _final_evaluation(run: _Run, result: TrainResult) -> None:
     """The best epoch's weights, evaluated on the validation split into per-class metrics."""
-    if not result.best_checkpoint.exists():
+    if not result.best_checkpoint.exists() or run.val_batches is None:
         return
     best = checkpoint.load(result.best_checkpoint, map_location=run.rt.device)
     run.net.load_state_dict(best["model"])

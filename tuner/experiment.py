@@ -27,13 +27,13 @@ from typing import Any
 import yaml
 
 from trainable import atomic
-from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
+from trainable.config import TrainConfig, read_yaml
 from trainable.data import load_splits
 from trainable.errors import Interrupted, StorageError, UserError, storage_error
 from tuner.cluster import RayOptions, check_resources, check_shared_storage, ray_session
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest, SearchStatus, provenance
-from tuner.spec import SearchSpec, trial_overrides, validate_spec
+from tuner.spec import SearchSpec, validate_spec
 from tuner.stopping import StopState, StorageGuard, stop_signals, storage_message
 
 
@@ -180,7 +180,7 @@ def _run_stages(
         manifest.mark_done("search", wall_s=wall_s)
     if not manifest.done("tables"):
         manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
-    best_config = _best_config(spec, manifest.stage("tables"))
+    best_config = spec.retrain_config(manifest.stage("tables")["best_params"])
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
     if not manifest.done("export"):
         from tuner.retrain import export
@@ -244,12 +244,6 @@ def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
         best_col: float(best[best_col]),
         "best_params": search.params_of(str(best["trial_id"]), grid),
     }
-
-
-def _best_config(spec: SearchSpec, tables: dict[str, Any]) -> TrainConfig:
-    epochs = spec.retrain.epochs or spec.scheduler.max_t
-    merged = deep_merge(spec.base_config().to_dict(), trial_overrides(tables["best_params"]))
-    return build_config(deep_merge(merged, {"epochs": epochs}))
 
 
 def _retrain_stage(

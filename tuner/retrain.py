@@ -14,6 +14,7 @@ atomically, marks it done; a done seed is never trained again. Export rewrites `
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 from collections.abc import Callable
@@ -45,6 +46,8 @@ def _retrain_one(
     if done.is_file():
         return dict(json.loads(done.read_text()))
     config = build_config(config_dict)
+    if config.dataset.val_fraction == 0:  # a refit: the search's validation images train too
+        data = data.without_validation()
     cap_gpu_memory(gpu_fraction)
     last = out / "last" / checkpoint.FILENAME
     result = train(
@@ -108,9 +111,9 @@ def export(
             f"every retraining run of the best config failed ({reasons}); the search's results "
             f"are kept in {results.path}: lower the lr range or set retrain.epochs"
         )
-    objective = Objective.of(ok[0]["monitor"])
-    chosen = max(ok, key=lambda r: objective.sign * r["best_val"])
+    chosen = _exported(ok)
     summary = _test_summary(ok, outcomes, chosen, best_config.epochs)
+    summary["refit"] = best_config.dataset.val_fraction == 0
     source = Path(chosen["out_dir"]) / "best" / checkpoint.FILENAME
     with atomic.atomic_path(results.best_checkpoint) as tmp:
         shutil.copyfile(source, tmp)
@@ -118,6 +121,16 @@ def export(
     atomic.write_text(results.test_summary, json.dumps(summary, indent=2))
     export_config(build_config(best_config.to_dict() | {"seed": chosen["seed"]}), results)
     return summary
+
+
+def _exported(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seed with the best validation score; after a refit (no validation split, NaN
+    scores) the first seed: choosing by test would leak it."""
+    scored = [r for r in ok if not math.isnan(r["best_val"])]
+    if not scored:
+        return ok[0]
+    objective = Objective.of(ok[0]["monitor"])
+    return max(scored, key=lambda r: objective.sign * r["best_val"])
 
 
 def _test_summary(
@@ -138,7 +151,7 @@ def _test_summary(
         "failed_seeds": [r["seed"] for r in outcomes if "test" not in r],
         "per_class_mean_over_seeds": per_class_mean,
         "exported_seed": chosen["seed"],
-        "exported_seed_val": chosen["best_val"],
+        "exported_seed_val": None if math.isnan(chosen["best_val"]) else chosen["best_val"],
         "epochs": epochs,
     }
 

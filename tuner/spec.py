@@ -141,6 +141,10 @@ class ResourcesSpec(StrictModel):
 class RetrainSpec(StrictModel):
     epochs: int | None = Field(None, ge=1, le=10000)  # None: scheduler.max_t
     seeds: int = Field(2, ge=1, le=100)
+    # Refit: retrain the winner on train + validation (the usual last step once the search has
+    # used the validation split); each seed's final epoch is its model, and the first seed is
+    # exported (there is no validation score left to choose by, and test would leak).
+    refit: bool = False
 
 
 class SearchSpec(StrictModel):
@@ -184,6 +188,18 @@ class SearchSpec(StrictModel):
         if not self.space:
             raise ValueError("space must search at least one trainer key")
         return self
+
+    def retrain_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The winner's trainer config for retraining: its sampled params, the retraining
+        epochs, and with `retrain.refit` every training image (no validation split)."""
+        epochs = self.retrain.epochs or self.scheduler.max_t
+        merged = deep_merge(self.base_config().to_dict(), trial_overrides(params))
+        merged = deep_merge(merged, {"epochs": epochs})
+        if self.retrain.refit:
+            merged = deep_merge(
+                merged, {"dataset": {"val_fraction": 0.0}, "early_stopping": {"patience": None}}
+            )
+        return build_config(merged)
 
     def base_config(self) -> TrainConfig:
         """The base trainer config; its epochs are the scheduler's max_t."""
@@ -230,6 +246,11 @@ def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
         base = spec.base_config()
     except ConfigError as err:
         raise ConfigError(f"base: {err}") from err
+    if base.dataset.val_fraction == 0:
+        raise ConfigError(
+            "base.dataset.val_fraction is 0, but trials are scored on the validation split; "
+            "use a value in (0, 1) (retrain.refit: true trains the winner on every image)"
+        )
     allowed = _leaf_fields()
     for key, param in spec.space.items():
         if key not in allowed:

@@ -110,3 +110,16 @@ def test_corrupt_image_is_a_data_error(tmp_path: Path) -> None:
     (root / "train" / "a" / "0.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="cannot decode an image in the 'train' split"):
         load_splits(DatasetConfig(name="imagefolder", root=str(root)))
+
+
+def test_without_validation_moves_every_validation_image_into_training() -> None:
+    from trainable.config import DatasetConfig
+    from trainable.data import load_splits
+
+    splits = load_splits(
+        DatasetConfig(name="synthetic", synthetic_train_size=200, val_fraction=0.25)
+    )
+    refit = splits.without_validation()
+    assert len(refit.val) == 0 and len(refit.train) == len(splits.train) + len(splits.val)
+    assert (refit.train.images[len(splits.train) :] == splits.val.images).all()
+    assert refit.test is splits.test

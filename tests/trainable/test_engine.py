@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -300,3 +301,30 @@ def test_the_airbench_recipe_learns_and_resumes_exactly(
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
     final = torch.load(tmp_path / "cut" / "last" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(final[k], state["model"][k]) for k in final)
+
+
+def test_no_validation_split_trains_on_every_image_and_keeps_the_final_epoch(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    """val_fraction 0 (a production run, or a refit after a search): all training images
+    train, validation metrics are NaN, and best/ is the final epoch's weights."""
+    from trainable import checkpoint
+    from trainable.data import load_splits
+
+    config = tiny_config(epochs=3, dataset={"val_fraction": 0.0})
+    splits = load_splits(config.dataset)
+    assert len(splits.val) == 0 and len(splits.train) == config.dataset.synthetic_train_size
+    seen: list[int] = []
+    result = train(config, tmp_path, report=lambda m, _d: seen.append(int(m["epoch"])))
+    assert seen == [1, 2, 3] and result.best_epoch == 3
+    assert all(math.isnan(h["val_acc"]) for h in result.history)
+    best = checkpoint.load(result.best_checkpoint)
+    last = checkpoint.load(tmp_path / "last")
+    assert best["epoch"] == 3
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    assert result.val_metrics is None and not (tmp_path / "val_metrics").exists()
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tiny_config: TinyConfig) -> None:
+    with pytest.raises(ConfigError, match=r"early_stopping\.patience needs a validation split"):
+        tiny_config(dataset={"val_fraction": 0.0}, early_stopping={"patience": 2})

@@ -1,0 +1,45 @@
+"""`retrain.refit`: the winner retrained on train + validation, its final epoch exported."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tuner.conftest import tiny_spec
+from trainable.errors import ConfigError
+from tuner import experiment
+from tuner.cluster import RayOptions
+from tuner.layout import ResultsDir
+from tuner.spec import validate_spec
+
+
+@pytest.mark.slow
+def test_refit_retrains_on_every_training_image_and_exports_the_first_seed(
+    ray_session: None, tmp_path: Path
+) -> None:
+    raw = tiny_spec("refit", str(tmp_path), num_samples=2)
+    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
+    raw["retrain"] = {"seeds": 2, "refit": True}
+    experiment.run(validate_spec(raw), raw, RayOptions())
+    results = ResultsDir(tmp_path / "refit")
+    summary = json.loads(results.test_summary.read_text())
+    assert summary["refit"] is True and summary["exported_seed"] == 0
+    assert summary["exported_seed_val"] is None  # no validation score to choose by
+    exported = yaml.safe_load(results.best_config().read_text())
+    assert exported["dataset"]["val_fraction"] == 0.0  # production training uses every image
+    for seed in (0, 1):
+        run = results.retrain_run(seed)
+        outcome = json.loads(ResultsDir.run_outcome(run).read_text())
+        assert outcome["status"] == "completed" and math.isnan(outcome["best_val"])
+        assert not (run / "val_metrics").exists()  # nothing was held out to score on
+
+
+def test_search_base_without_a_validation_split_is_refused(tmp_path: Path) -> None:
+    raw = tiny_spec("noval", str(tmp_path))
+    raw["base"] = {**raw["base"], "dataset": {**raw["base"]["dataset"], "val_fraction": 0.0}}
+    with pytest.raises(ConfigError, match="trials are scored on the validation split"):
+        validate_spec(raw)
