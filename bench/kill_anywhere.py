@@ -1,11 +1,12 @@
 """Kill a whole search at many moments and resume each: does every run end complete?
 
-    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 18 moments
+    python bench/kill_anywhere.py                      # bench/specs/kill_tiny.yaml, 19 moments
     python bench/kill_anywhere.py SPEC --delays 2 5 9  # other spec / time-based moments
 
-Each moment runs `python -m tuner run SPEC` in a fresh folder, SIGKILLs the driver's whole
-process group when the moment comes (a named point the results folder shows, or N seconds
-after start: Ray start, data loading, trials, retraining, export), then resumes (or runs again
+An uninterrupted run is timed first. Then each moment runs `python -m tuner run SPEC` in a
+fresh folder, SIGKILLs the driver's whole process group when the moment comes (12 times spread
+evenly over the uninterrupted run's wall time: Ray start, data loading, trials, retraining,
+export; and 5 named points the results folder shows), then resumes (or runs again
 if no folder was made) and checks the outputs: best_config.yaml, best/test_summary.json,
 trials.parquet, summary.csv, manifest "finished", and every trial that had finished before the
 kill unchanged. Two more moments send SIGTERM (to the driver alone, as a scheduler does) and
@@ -32,15 +33,31 @@ from common import environment, write_json
 from killing import MOMENTS, check_complete, recover, run_until
 
 DEFAULT_SPEC = Path(__file__).parent / "specs" / "kill_tiny.yaml"
-DEFAULT_DELAYS = [1, 3, 6, 10, 15, 20, 25, 30, 35, 40, 45]  # seconds after start
+SPREAD = 12  # time-based moments, evenly spread over an uninterrupted run's wall time
+
+
+def baseline(spec: dict[str, Any], workdir: Path) -> float:
+    """Seconds one uninterrupted run takes (checked complete): the span the kills cover."""
+    spec_file = _spec_file(spec, workdir)
+    t0 = time.perf_counter()
+    done = recover(spec_file, workdir / spec["name"])  # no folder yet: a plain `tuner run`
+    wall_s = time.perf_counter() - t0
+    problems = check_complete(workdir / spec["name"], {})
+    if done.returncode != 0 or problems:
+        raise SystemExit(f"the uninterrupted run failed: {done.stderr[-2000:]} {problems}")
+    return wall_s
+
+
+def _spec_file(spec: dict[str, Any], workdir: Path) -> Path:
+    spec_file = workdir / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({**spec, "storage_path": str(workdir)}))
+    return spec_file
 
 
 def one(
     spec: dict[str, Any], moment: str, workdir: Path, sig: int = signal.SIGKILL
 ) -> dict[str, Any]:
-    spec = {**spec, "storage_path": str(workdir)}
-    spec_file = workdir / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
+    spec_file = _spec_file(spec, workdir)
     results_dir = workdir / spec["name"]
     t0 = time.perf_counter()
     stopped = run_until(spec_file, results_dir, moment, sig=sig)
@@ -69,7 +86,7 @@ def one(
 
 
 def moments(delays: list[float]) -> list[tuple[str, signal.Signals]]:
-    out = [(f"after {d:g}s", signal.SIGKILL) for d in delays]
+    out = [(f"after {d:.1f}s", signal.SIGKILL) for d in delays]
     out += [(m, signal.SIGKILL) for m in MOMENTS]
     # SIGTERM as a scheduler sends it: how long the driver takes to save its state and exit.
     return out + [(m, signal.SIGTERM) for m in ("first trial finished", "retraining a seed")]
@@ -95,11 +112,20 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC)
-    p.add_argument("--delays", type=float, nargs="*", default=DEFAULT_DELAYS)
+    p.add_argument(
+        "--delays",
+        type=float,
+        nargs="*",
+        help=f"seconds after start (default: {SPREAD} spread evenly over an uninterrupted run)",
+    )
     args = p.parse_args()
     spec = yaml.safe_load(args.spec.read_text())
+    with tempfile.TemporaryDirectory(prefix="kill-") as tmp:
+        run_s = baseline(spec, Path(tmp))
+    print(f"uninterrupted run: {run_s:.1f} s", flush=True)
+    delays = args.delays or [run_s * i / (SPREAD + 1) for i in range(1, SPREAD + 1)]
     rows = []
-    for moment, sig in moments(args.delays):
+    for moment, sig in moments(delays):
         with tempfile.TemporaryDirectory(prefix="kill-") as tmp:
             rows.append(one(spec, moment, Path(tmp), sig))
         print(json.dumps(rows[-1]), flush=True)
@@ -116,7 +142,13 @@ def main() -> int:
     )
     write_json(
         "kill_anywhere",
-        {"environment": environment(), "spec": str(args.spec), "summary": summary, "rows": rows},
+        {
+            "environment": environment(),
+            "spec": str(args.spec),
+            "uninterrupted_run_s": run_s,
+            "summary": summary,
+            "rows": rows,
+        },
     )
     return 0 if summary["resumed_complete"] == summary["stopped"] else 1
 

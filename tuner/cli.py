@@ -151,11 +151,9 @@ def _afterwards(args: argparse.Namespace) -> int:
 
 def _interrupted(err: KeyboardInterrupt, results_dir: Path | None) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside Tune's own state save: every stage resumes from
-    its files. `stopping.StopState` puts the signal's name in the exception."""
-    from tuner.stopping import EXIT_CODES
-
-    reason = str(err) or "stopped by SIGINT"
-    code = next((c for s, c in EXIT_CODES.items() if s.name in reason), 130)
+    its files. `stopping.Stopped` carries the signal's reason and exit code."""
+    reason = getattr(err, "reason", None) or "stopped by SIGINT"
+    code = int(getattr(err, "exit_code", 130))
     if results_dir is not None and results_dir.exists():
         how = f"continue with: python -m tuner resume {results_dir}"
     else:  # stopped before the results folder was made: nothing to resume

@@ -165,8 +165,8 @@ def _stages(spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState)
     data_ref = ray.put(splits)
     try:
         return _run_stages(spec, results, SearchRun(spec, results, data_ref), manifest, stop)
-    except KeyboardInterrupt as err:  # a signal outside the search, or a second one
-        manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=str(err) or "stopped")
+    except KeyboardInterrupt:  # a signal outside the search, or a second one
+        manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise
 
 

@@ -53,10 +53,20 @@ class StopState:
         raise KeyboardInterrupt(reason)
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal stopped the run outside Tune's state save; says which, and its exit code."""
+
+    def __init__(self, reason: str, exit_code: int) -> None:
+        super().__init__(reason)
+        self.reason, self.exit_code = reason, exit_code
+
+
 @contextlib.contextmanager
 def stop_signals() -> Iterator[StopState]:
     """SIGINT and SIGTERM go to `StopState.request` for the duration of the block (installed
-    after `ray.init`, which sets a SIGTERM handler of its own that exits at once)."""
+    after `ray.init`, which sets a SIGTERM handler of its own that exits at once). A
+    KeyboardInterrupt leaving the block becomes `Stopped` with the signal's exit code: the
+    one raised by `request` may reach us re-raised by Ray without its message."""
     state = StopState()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -67,6 +77,10 @@ def stop_signals() -> Iterator[StopState]:
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     try:
         yield state
+    except KeyboardInterrupt as err:
+        if isinstance(err, Stopped):
+            raise
+        raise Stopped(state.reason or "stopped by SIGINT", state.exit_code or 130) from err
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -59,11 +59,14 @@ def test_killed_anywhere_resumes_to_complete_outputs(tmp_path: Path, moment: str
     assert check_complete(results_dir, stopped.finished_before) == []
 
 
-def test_sigterm_saves_state_exits_143_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", ["first trial checkpoint", "retraining a seed"])
+def test_sigterm_saves_state_exits_143_and_resumes(tmp_path: Path, moment: str) -> None:
+    """In the search Tune saves its state first; in retraining the run stops at once (each
+    seed resumes from its checkpoint). Either way: exit 143, the resume command, resumable."""
     spec_file, results_dir = kill_spec(tmp_path, "terminated")
-    stopped = run_until(spec_file, results_dir, "first trial checkpoint", sig=signal.SIGTERM)
+    stopped = run_until(spec_file, results_dir, moment, sig=signal.SIGTERM)
     if stopped.returncode is None:
-        pytest.skip("the run ended before a trial checkpointed")
+        pytest.skip(f"the run ended before '{moment}' was seen")
     last = stopped.stderr.strip().splitlines()[-1]
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "SIGTERM" in last and f"python -m tuner resume {results_dir}" in last
