@@ -7,6 +7,7 @@ The command lines catch `UserError`, print `error: <message>` and exit with `exi
 from __future__ import annotations
 
 import errno
+import os
 
 # The errors that say the storage cannot take a write, rather than that the code is wrong.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -54,10 +55,16 @@ class Interrupted(UserError):
 
 
 def storage_error(err: BaseException) -> OSError | None:
-    """The OSError in `err` or its causes that says the storage is full or read-only."""
+    """The OSError in `err` or its causes that says the storage is full or read-only. Some
+    writers (pyarrow's filesystems, which Tune uses) raise an OSError that carries the errno
+    only in its text; it is returned as an OSError with the errno set."""
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS:
             return seen
+        if isinstance(seen, OSError):
+            code = next((c for c in STORAGE_ERRNOS if os.strerror(c) in str(seen)), None)
+            if code is not None:
+                return OSError(code, os.strerror(code), seen.filename)
         seen = seen.__cause__ or seen.__context__
     return None

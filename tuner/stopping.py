@@ -34,6 +34,14 @@ from trainable.errors import storage_error
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal stopped the run outside Tune's state save; says which, and its exit code."""
+
+    def __init__(self, reason: str, exit_code: int) -> None:
+        super().__init__(reason)
+        self.reason, self.exit_code = reason, exit_code
+
+
 @dataclass
 class StopState:
     """Why the run was asked to stop (None: it was not), and whether Tune's loop is running."""
@@ -50,15 +58,7 @@ class StopState:
         if first and self.in_search and callable(tune_handler):
             tune_handler(signal.SIGUSR1, frame)  # Tune's event: save state, return from fit()
             return
-        raise KeyboardInterrupt(reason)
-
-
-class Stopped(KeyboardInterrupt):
-    """A signal stopped the run outside Tune's state save; says which, and its exit code."""
-
-    def __init__(self, reason: str, exit_code: int) -> None:
-        super().__init__(reason)
-        self.reason, self.exit_code = reason, exit_code
+        raise Stopped(self.reason or reason, self.exit_code or exit_code)
 
 
 @contextlib.contextmanager
@@ -73,6 +73,7 @@ def stop_signals() -> Iterator[StopState]:
         name = signal.Signals(signum).name
         state.request(f"stopped by {name}", EXIT_CODES[signal.Signals(signum)], frame)
 
+    tune_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     try:
@@ -84,6 +85,10 @@ def stop_signals() -> Iterator[StopState]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if tune_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_env
 
 
 def storage_message(err: OSError, fallback: Path) -> str:

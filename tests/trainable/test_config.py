@@ -50,7 +50,10 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
         ("optimizer.lr=-1", ["optimizer.lr", "-1", "greater than 0"]),
         ("model.dropout=1", ["model.dropout", "1", "less than 1"]),
         ("batch_size=0", ["batch_size", "0", "greater than or equal to 1"]),
-        ("dataset.val_fraction=0", ["dataset.val_fraction", "greater than 0"]),
+        (
+            "dataset.val_fraction=-0.1",
+            ["dataset.val_fraction", "-0.1", "greater than or equal to 0"],
+        ),
         ("dataset.val_fraction=1.2", ["dataset.val_fraction", "1.2", "less than 1"]),
         ("batch_size=abc", ["batch_size", "'abc'", "integer"]),
         ("epochs=1.5", ["epochs", "1.5", "integer"]),

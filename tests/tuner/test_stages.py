@@ -141,3 +141,17 @@ def test_user_error_inside_a_ray_task_arrives_as_its_one_line(ray_session: None)
     with pytest.raises(ConfigError) as info, user_errors_from_ray():
         ray.get(ray.remote(_refuse).remote())
     assert str(info.value) == "config key 'epochs': got 0; Input should be greater than 0"
+
+
+def test_storage_errors_are_recognised_with_or_without_their_errno() -> None:
+    import errno
+
+    from trainable.errors import storage_error
+
+    plain = OSError(errno.ENOSPC, "No space left on device", "/x/checkpoint.pt")
+    assert storage_error(plain) is plain
+    wrapped = RuntimeError("write failed")
+    wrapped.__cause__ = OSError("[Errno 28] No space left on device (pyarrow)")
+    found = storage_error(wrapped)
+    assert found is not None and found.errno == errno.ENOSPC
+    assert storage_error(OSError(errno.ENOENT, "No such file or directory")) is None
