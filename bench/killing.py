@@ -152,20 +152,12 @@ def recover(
     """What a user does next: resume the folder, or run again if none was made; if the kill
     came after the run had finished (during Ray's shutdown), `show` it."""
     if not results_dir.exists():
-        args: tuple[str, ...] = ("run", str(spec_file))
+        cmd = tuner_cmd("run", str(spec_file))
     elif Manifest(ResultsDir(results_dir).manifest).status == "finished":
-        return subprocess.run(
-            [sys.executable, "-m", "tuner", "show", str(results_dir)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
+        cmd = [sys.executable, "-m", "tuner", "show", str(results_dir)]
     else:
-        args = ("resume", str(results_dir))
-    return subprocess.run(
-        tuner_cmd(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout_s
-    )
+        cmd = tuner_cmd("resume", str(results_dir))
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
 
 
 def check_complete(results_dir: Path, finished_before: dict[str, list[float]]) -> list[str]:

@@ -68,14 +68,13 @@ def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str)
     staging = ResultsDir(results.path.with_name(f".{results.path.name}.{os.getpid()}.tmp"))
     staging.path.mkdir(parents=True)
     atomic.write_text(staging.spec, yaml.safe_dump(spec_raw, sort_keys=False))
-    manifest = provenance(spec_raw, data_provenance, results.path)
-    atomic.write_text(staging.manifest, json.dumps(manifest, indent=2))
+    Manifest(staging.manifest).update(**provenance(spec_raw, data_provenance, results.path))
     staging.path.rename(results.path)
 
 
 def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
     results = ResultsDir(results_dir)
-    spec = _saved_spec(results)
+    spec, spec_raw = _saved_spec(results)
     manifest = Manifest(results.manifest)
     if manifest.status == SearchStatus.FINISHED:
         raise UserError(
@@ -88,15 +87,12 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
     with ray_session(opts), stop_signals() as stop, _storage_errors(results):
         splits = _prepare(spec, results)
         if not manifest.read():  # damaged: its provenance is written again, stages found anew
-            raw = read_yaml(results.spec)
-            atomic.write_text(
-                results.manifest, json.dumps(provenance(raw, splits.provenance, results.path))
-            )
+            manifest.update(**provenance(spec_raw, splits.provenance, results.path))
         manifest.update(status=SearchStatus.RUNNING)
         return _stages(spec, results, splits, stop)
 
 
-def _saved_spec(results: ResultsDir) -> SearchSpec:
+def _saved_spec(results: ResultsDir) -> tuple[SearchSpec, dict[str, Any]]:
     if not results.spec.is_file():
         raise UserError(
             f"{results.path} is not a search results folder (no {results.spec.name}); pass the "
@@ -105,7 +101,7 @@ def _saved_spec(results: ResultsDir) -> SearchSpec:
     spec_raw = read_yaml(results.spec)
     if not isinstance(spec_raw, dict):
         raise UserError(f"{results.spec} is not a search-space mapping; the folder is damaged")
-    return validate_spec(spec_raw, str(results.spec))
+    return validate_spec(spec_raw, str(results.spec)), spec_raw
 
 
 def check_tune_state(results: ResultsDir) -> None:

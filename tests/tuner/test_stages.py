@@ -83,6 +83,12 @@ def test_time_budget_ending_before_first_reports_finishes_on_what_finished(
     # One-epoch trials, two at a time, more than the budget allows: when it ends, the running
     # and pending trials have reported nothing (the live table used to crash on them).
     raw: dict[str, Any] = tiny_spec("budget", str(tmp_path), num_samples=200, time_budget_s=12)
+    # Epochs of ~1 s rather than ~0.2 s: the budget then ends inside a running trial's only
+    # epoch, not in the short gap between two trials (which made this test flaky).
+    raw["base"] = {
+        **raw["base"],
+        "dataset": {**raw["base"]["dataset"], "synthetic_train_size": 4000},
+    }
     raw["scheduler"] = ONE_EPOCH_FIFO
     raw["retrain"] = {"seeds": 1}
     outcome = experiment.run(validate_spec(raw), raw, RayOptions())
