@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ray import tune
-from ray.tune import ResultGrid
+from ray.tune import Callback, ResultGrid
 
 from tuner.layout import ResultsDir
 from tuner.searcher import repair_journal
@@ -22,6 +22,29 @@ def _trial_name(trial: Any) -> str:
     """`trial-<id>`: short, safe on every filesystem, and the id used everywhere else
     (folders, the live table, trials.parquet, the report)."""
     return f"trial-{trial.trial_id}"
+
+
+class ForgetDeletedCheckpoints(Callback):
+    """Drop the checkpoints a restored trial lists but the disk no longer holds.
+
+    Tune deletes a trial's oldest checkpoint (`num_to_keep`) before it next saves its own
+    state. A driver stopped in between restores a list that names a deleted folder; the next
+    checkpoint's clean-up then fails on it (Ray's `_delete_fs_path`: a logged FileNotFoundError
+    traceback, and that checkpoint's bookkeeping skipped). Tune runs callbacks' `on_checkpoint`
+    just before it registers the checkpoint, and has no public way to edit the list."""
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        import pyarrow.fs
+
+        manager = trial.run_metadata.checkpoint_manager
+        manager._checkpoint_results = [
+            kept
+            for kept in manager._checkpoint_results
+            if kept.checkpoint.filesystem.get_file_info(kept.checkpoint.path).type
+            != pyarrow.fs.FileType.NotFound
+        ]
 
 
 class SearchRun:
@@ -44,6 +67,7 @@ class SearchRun:
         # snapshot its state often; on local or shared storage that is cheap, so no warning.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         repair_journal(self.results)  # the study may have been cut mid-append by a kill
+        callbacks = [*callbacks, ForgetDeletedCheckpoints()]
         if self.results.tune_state.is_file():
             tuner = tune.Tuner.restore(
                 str(self.results.path), trainable=self.trainable, resume_errored=True

@@ -28,10 +28,29 @@ log = logging.getLogger(__name__)
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Trials the study heard end before the driver stopped, though Tune's state (saved less
+        # often than the journal is appended) still had them running: see on_trial_result.
+        self._told_before_restore: set[str] = set()
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._told_before_restore:
+            return
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # The restored trial repeats epochs from its last checkpoint; the study already holds
+            # its end as told, which stands (a resumed trial retraces the same epochs).
+            self._told_before_restore.add(trial_id)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         if trial_id in self._completed_trials:
+            return
+        if trial_id in self._told_before_restore or self._finished_in_study(trial_id):
+            self._completed_trials.add(trial_id)
             return
         ot_trial, study = self._ot_trials[trial_id], self._ot_study
         # An errored trial (Ray would tell COMPLETE with its last value when it has one) and a
@@ -55,6 +74,13 @@ class PruneAwareOptunaSearch(OptunaSearch):
         except Exception as exc:  # same tolerance as the parent (e.g. NaN values)
             log.warning(exc)
         self._completed_trials.add(trial_id)
+
+    def _finished_in_study(self, trial_id: str) -> bool:
+        """Whether the study's storage (the journal, newer than Tune's saved state) holds this
+        trial as finished already."""
+        ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        done = self._ot_study.get_trials(deepcopy=False, states=ended)  # type: ignore[attr-defined]
+        return self._ot_trials[trial_id].number in {t.number for t in done}
 
 
 def distributions(space: dict[str, Param]) -> dict[str, optuna.distributions.BaseDistribution]:
