@@ -35,6 +35,7 @@ from tuner.layout import ResultsDir
 from tuner.manifest import Manifest, SearchStatus, provenance
 from tuner.spec import SearchSpec, validate_spec
 from tuner.stopping import StopState, StorageGuard, stop_signals, storage_message
+from tuner.warm_start import WarmStart, load_warm_start
 
 
 def results_dir_for(spec: SearchSpec) -> Path:
@@ -55,11 +56,14 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
             f"results folder {results.path} already exists; continue it with "
             f"'python -m tuner resume {results.path}', or change 'name' or --storage-path"
         )
+    warm = load_warm_start(spec)  # read and checked before Ray starts
     _no_world_writable_files()
     with ray_session(opts), stop_signals() as stop, _storage_errors(results):
         splits = _prepare(spec, results)
         _create(results, spec_raw, splits.provenance)
-        return _stages(spec, results, splits, stop)
+        if warm is not None:
+            Manifest(results.manifest).update(warm_start=warm.summary())
+        return _stages(spec, results, splits, stop, warm)
 
 
 def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str) -> None:
@@ -81,15 +85,18 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
             f"{results_dir} is a finished search: nothing to resume; see "
             f"'python -m tuner show {results_dir}', or start a new run under another name"
         )
+    warm = None
     if not manifest.done("search"):
         check_tune_state(results)
+        if not results.tune_state.is_file():  # the search starts afresh: seed its study again
+            warm = load_warm_start(spec)
     _no_world_writable_files()
     with ray_session(opts), stop_signals() as stop, _storage_errors(results):
         splits = _prepare(spec, results)
         if not manifest.read():  # damaged: its provenance is written again, stages found anew
             manifest.update(**provenance(spec_raw, splits.provenance, results.path))
         manifest.update(status=SearchStatus.RUNNING)
-        return _stages(spec, results, splits, stop)
+        return _stages(spec, results, splits, stop, warm)
 
 
 def _saved_spec(results: ResultsDir) -> tuple[SearchSpec, dict[str, Any]]:
@@ -152,7 +159,9 @@ def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:
     return load_splits(spec.base_config().dataset)  # decoded once, shared via the object store
 
 
-def _stages(spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState) -> dict[str, Any]:
+def _stages(
+    spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState, warm: WarmStart | None
+) -> dict[str, Any]:
     import ray
 
     from tuner.search import SearchRun
@@ -160,7 +169,7 @@ def _stages(spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState)
     manifest = Manifest(results.manifest)
     data_ref = ray.put(splits)
     try:
-        return _run_stages(spec, results, SearchRun(spec, results, data_ref), manifest, stop)
+        return _run_stages(spec, results, SearchRun(spec, results, data_ref, warm), manifest, stop)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise

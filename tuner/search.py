@@ -16,6 +16,7 @@ from ray.tune import Callback, ResultGrid
 from tuner.layout import ResultsDir
 from tuner.searcher import repair_journal
 from tuner.spec import SearchSpec
+from tuner.warm_start import WarmStart
 
 
 def _trial_name(trial: Any) -> str:
@@ -48,10 +49,12 @@ class ForgetDeletedCheckpoints(Callback):
 
 
 class SearchRun:
-    def __init__(self, spec: SearchSpec, results: ResultsDir, data_ref: Any) -> None:
+    def __init__(
+        self, spec: SearchSpec, results: ResultsDir, data_ref: Any, warm: WarmStart | None = None
+    ) -> None:
         from tuner.adapter import trial_function
 
-        self.spec, self.results, self.data_ref = spec, results, data_ref
+        self.spec, self.results, self.data_ref, self.warm = spec, results, data_ref, warm
         res = spec.resources
         self.trainable = tune.with_resources(
             trial_function(spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb),
@@ -123,7 +126,7 @@ class SearchRun:
         tune_config = tune.TuneConfig(
             metric=s.metric,
             mode=s.mode,
-            search_alg=make_searcher(spec, self.results),
+            search_alg=make_searcher(spec, self.results, self.warm),
             scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrency,

@@ -1,4 +1,4 @@
-"""Optuna TPE behind Ray Tune, with ASHA-stopped trials recorded as pruned.
+"""Optuna's samplers behind Ray Tune, with ASHA-stopped trials recorded as pruned.
 
 Ray's `OptunaSearch` tells Optuna that every trial Tune ends without an error is COMPLETE,
 with its last value as if final. A trial that ASHA cut at epoch 2 then looks to TPE like a
@@ -23,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from trainable.vocab import DIVERGED, FINAL
 from tuner.layout import ResultsDir
 from tuner.spec import Param, SearchSpec
+from tuner.warm_start import WarmStart, seed_study
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +107,35 @@ def study_storage(results: ResultsDir) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(backend)
 
 
-def make_searcher(spec: SearchSpec, results: ResultsDir) -> PruneAwareOptunaSearch:
-    sampler = optuna.samplers.TPESampler(
-        seed=spec.searcher.seed,
-        n_startup_trials=spec.searcher.n_startup_trials,
-        multivariate=spec.searcher.multivariate,
+def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
+    s = spec.searcher
+    if s.kind == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.kind == "gp":
+        # Trials are noisy (seed, data order), so the GP keeps a noise term (not deterministic).
+        return optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+    return optuna.samplers.TPESampler(
+        seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=s.multivariate
     )
-    return PruneAwareOptunaSearch(
+
+
+def make_searcher(
+    spec: SearchSpec, results: ResultsDir, warm: WarmStart | None = None
+) -> PruneAwareOptunaSearch:
+    searcher = PruneAwareOptunaSearch(
         space=distributions(spec.space),
         metric=spec.scheduler.metric,
         mode=spec.scheduler.mode,
-        sampler=sampler,
+        sampler=make_sampler(spec),
         study_name=spec.name,
         storage=study_storage(results),
     )
+    if warm is not None:
+        # Ray made the study in __init__ (space, metric and mode were given).
+        assert searcher._ot_study is not None
+        added = seed_study(searcher._ot_study, warm)
+        print(f"{warm.line()}; {added} added to the study now", flush=True)
+    return searcher
 
 
 def repair_journal(results: ResultsDir) -> int:

@@ -5,7 +5,7 @@
     space:                       # dotted trainer key -> distribution
       optimizer.lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
       batch_size: {type: choice, values: [128, 256]}
-    searcher: {seed: 0, n_startup_trials: 8, multivariate: true}
+    searcher: {kind: tpe, seed: 0, n_startup_trials: 8}
     scheduler: {metric: val_acc, mode: max, max_t: 30, grace_period: 2, reduction_factor: 3}
     ...
 
@@ -89,11 +89,27 @@ class Param(StrictModel):
 
 
 class SearcherSpec(StrictModel):
-    """Optuna's TPE sampler."""
+    """Which Optuna sampler proposes trials (all of them see ASHA-stopped trials as pruned).
 
+    `tpe` (tree-structured Parzen estimator), `random` (the baseline every searcher must beat),
+    `gp` (Gaussian process with log-expected-improvement; its cost grows with the trial count
+    cubed, so meant for tens to a few hundred trials). `warm_start_from` seeds a new study with
+    an earlier search's finished and pruned trials (see tuner/warm_start.py).
+    """
+
+    kind: Literal["tpe", "random", "gp"] = "tpe"
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
-    n_startup_trials: int = Field(8, ge=1, le=100_000)  # random trials before TPE models the space
-    multivariate: bool = True  # model parameter interactions jointly
+    n_startup_trials: int = Field(8, ge=1, le=100_000)  # random trials before a model is fit
+    multivariate: bool = True  # tpe: model parameter interactions jointly
+    warm_start_from: str | None = None  # an earlier results folder (same metric and mode)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearcherSpec:
+        if self.kind == "random" and "n_startup_trials" in self.model_fields_set:
+            raise ValueError("n_startup_trials applies to kind tpe or gp; random has no model")
+        if self.kind != "tpe" and "multivariate" in self.model_fields_set:
+            raise ValueError(f"multivariate applies to kind tpe only, not {self.kind}")
+        return self
 
 
 class SchedulerSpec(StrictModel):
