@@ -8,6 +8,7 @@ retried); one without it starts the search afresh under the same Optuna study.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ray import tune
@@ -50,11 +51,22 @@ class ForgetDeletedCheckpoints(Callback):
 
 class SearchRun:
     def __init__(
-        self, spec: SearchSpec, results: ResultsDir, data_ref: Any, warm: WarmStart | None = None
+        self,
+        spec: SearchSpec,
+        results: ResultsDir,
+        data_ref: Any,
+        warm: WarmStart | None = None,
+        *,
+        search_alg: Callable[[SearchSpec, ResultsDir, WarmStart | None], Any] | None = None,
+        stop: Any = None,
     ) -> None:
+        """`search_alg` and `stop` are for benchmarks: another searcher (Ray's stock
+        OptunaSearch) and a Tune stopper (an equal epoch budget per arm)."""
         from tuner.adapter import trial_function
+        from tuner.searcher import make_searcher
 
         self.spec, self.results, self.data_ref, self.warm = spec, results, data_ref, warm
+        self.search_alg, self.stop = search_alg or make_searcher, stop
         res = spec.resources
         self.trainable = tune.with_resources(
             trial_function(spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb),
@@ -110,7 +122,6 @@ class SearchRun:
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
         from tuner.progress import live_table
-        from tuner.searcher import make_searcher
 
         spec, s = self.spec, self.spec.scheduler
         scheduler = (
@@ -126,7 +137,7 @@ class SearchRun:
         tune_config = tune.TuneConfig(
             metric=s.metric,
             mode=s.mode,
-            search_alg=make_searcher(spec, self.results, self.warm),
+            search_alg=self.search_alg(spec, self.results, self.warm),
             scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrency,
@@ -144,6 +155,7 @@ class SearchRun:
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             progress_reporter=live_table(spec),
             callbacks=callbacks,
+            stop=self.stop,
             verbose=1,
         )
         return tune.Tuner(self.trainable, tune_config=tune_config, run_config=run_config)
