@@ -17,6 +17,7 @@ accuracy of each arm's winner for the first `--retrain` seeds (the production re
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -134,8 +135,9 @@ def anytime(curves: list[pd.DataFrame], x: str, grid: np.ndarray) -> tuple[np.nd
     values = np.array(
         [np.interp(grid, c[x], c["best_val_acc"], left=np.nan) for c in curves], dtype=float
     )
-    mean = np.nanmean(values, axis=0)
     n = np.sum(~np.isnan(values), axis=0)
+    values[:, n < len(curves)] = np.nan  # only where every seed has reached that point
+    mean = np.nanmean(values, axis=0)
     sem = np.nanstd(values, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
     return mean, sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
 
@@ -166,9 +168,9 @@ def plot(curves: dict[str, list[pd.DataFrame]], budget: int, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(runs: list[dict[str, Any]], arms: list[str]) -> list[dict[str, Any]]:
     table = []
-    for arm in ARMS:
+    for arm in arms:
         mine = [r for r in runs if r["arm"] == arm]
         best = np.array([r["best_val_acc"] for r in mine])
         tests = [r["test_accuracy"] for r in mine if r.get("test_accuracy") is not None]
@@ -201,7 +203,49 @@ def print_table(table: list[dict[str, Any]], budget: int) -> None:
         )
 
 
-def main() -> None:
+SMOKE_LABEL = "SMOKE TEST (tiny synthetic task, one seed): checks the bench runs; no result"
+SMOKE_BASE = {
+    "dataset": {
+        "name": "synthetic",
+        "num_classes": 3,
+        "image_size": 16,
+        "synthetic_train_size": 400,
+        "synthetic_test_size": 100,
+        "val_fraction": 0.25,
+        "train_subset": None,
+    },
+    "model": {"width": 4, "depth": 2},
+}
+
+
+def paired(runs: list[dict[str, Any]], arms: list[str], base: str) -> list[dict[str, Any]]:
+    """Each arm against `base` on the same seeds (same start-up trials): mean difference of
+    best-at-budget in points with its 95% t interval, and wins/ties/losses."""
+    from scipy import stats
+
+    by = {(r["arm"], r["seed"]): r["best_val_acc"] for r in runs}
+    seeds = sorted({r["seed"] for r in runs if r["arm"] == base})
+    out = []
+    for arm in arms:
+        d = 100 * np.array([by[(arm, s)] - by[(base, s)] for s in seeds if (arm, s) in by])
+        half = (
+            stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+        )
+        out.append(
+            {
+                "arm": arm,
+                "against": base,
+                "mean_diff_points": float(d.mean()),
+                "ci95_half_points": float(half),
+                "wins": int((d > 1e-9).sum()),
+                "ties": int((np.abs(d) <= 1e-9).sum()),
+                "losses": int((d < -1e-9).sum()),
+            }
+        )
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -215,24 +259,33 @@ def main() -> None:
     )
     p.add_argument("--arms", nargs="*", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--json", type=Path)
-    args = p.parse_args()
-    env = environment()  # before the run: the commit that is measured
-    raw = deep_merge(read_yaml(args.spec), parse_overrides(args.overrides))
-    if args.data_root:
-        raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
-    storage = tempfile.mkdtemp(prefix="bench-search-quality-")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_LABEL)
+    p.add_argument(
+        "--analyse", type=Path, metavar="JSON", help="table and plot again from a saved run"
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.budget_epochs, args.retrain = 1, 6, 1
+    return args
+
+
+def search_all(
+    args: argparse.Namespace, raw: dict[str, Any], out_json: Path, env: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every (seed, arm) search; seeds outer so drift hits every arm alike."""
     import ray
     import torch
 
     from trainable.data import load_splits
 
+    storage = tempfile.mkdtemp(prefix="bench-search-quality-")
     torch.set_num_threads(2)  # the retraining runs in this process, alone
     splits = load_splits(validate_spec(raw).base_config().dataset)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    started = not ray.is_initialized()  # a test's session may hold one already
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     data_ref = ray.put(splits)
     runs: list[dict[str, Any]] = []
-    curves: dict[str, list[pd.DataFrame]] = {arm: [] for arm in args.arms}
-    out_json = args.json or Path(__file__).parent / "results" / "search_quality.json"
     try:
         for seed in range(args.seeds):
             for arm in args.arms:
@@ -244,7 +297,6 @@ def main() -> None:
                         spec, outcome["best_params"], out, splits
                     )
                 runs.append({"arm": arm, "seed": seed, **outcome, "curve": curve.to_dict("list")})
-                curves[arm].append(curve)
                 print(
                     f"[{arm} seed {seed}] best val {outcome['best_val_acc']:.4f} "
                     f"in {outcome['trials']} trials, {outcome['wall_s']:.0f} s",
@@ -253,28 +305,62 @@ def main() -> None:
                 # Kept as it goes: a stopped benchmark keeps the searches it finished.
                 write_json("search_quality", {"environment": env, "runs": runs}, out_json)
     finally:
-        ray.shutdown()
-    table = summarize(runs)
-    print_table(table, args.budget_epochs)
+        if started:
+            ray.shutdown()
+    return runs
+
+
+def finish(payload: dict[str, Any], arms: list[str], out_json: Path) -> None:
+    """The table, the paired comparison against random search, the plot, the JSON."""
+    runs, budget = payload["runs"], payload["budget_epochs"]
+    payload["table"] = summarize(runs, arms)
+    print_table(payload["table"], budget)
+    if "random+ASHA" in arms:
+        payload["paired_vs_random"] = paired(runs, arms, "random+ASHA")
+        print(
+            "\n| arm | best val acc minus random+ASHA's, same seed (points, 95% CI) | wins/ties/losses |"
+        )
+        print("|---|---|---|")
+        for d in payload["paired_vs_random"]:
+            print(
+                f"| {d['arm']} | {d['mean_diff_points']:+.2f} ± {d['ci95_half_points']:.2f} "
+                f"| {d['wins']}/{d['ties']}/{d['losses']} |"
+            )
     png = out_json.with_suffix(".png")
-    plot(curves, args.budget_epochs, png)
-    data = (
-        "CIFAR-10 (JPEG q75 copy)"
-        if args.data_root and "jpeg" in args.data_root.lower()
-        else args.data_root
-    )
-    payload = {
-        "spec": str(args.spec),
-        "overrides": args.overrides,
-        "data": data,
-        "budget_epochs": args.budget_epochs,
-        "environment": env,
-        "table": table,
-        "runs": runs,
-        "plot": str(png),
-    }
+    curves = {arm: [pd.DataFrame(r["curve"]) for r in runs if r["arm"] == arm] for arm in arms}
+    plot(curves, budget, png)
+    payload["plot"] = str(png)
     print(f"-> {write_json('search_quality', payload, out_json)} and {png}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    out_json = args.json or Path(__file__).parent / "results" / "search_quality.json"
+    if args.analyse:
+        payload = json.loads(args.analyse.read_text())
+        finish(payload, [t["arm"] for t in payload["table"]], out_json)
+        return 0
+    env = environment()  # before the run: the commit that is measured
+    raw = deep_merge(read_yaml(args.spec), parse_overrides(args.overrides))
+    if args.smoke:
+        print(SMOKE_LABEL)
+        raw = deep_merge(raw, {"base": SMOKE_BASE})
+    if args.data_root:
+        raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
+    runs = search_all(args, raw, out_json, env)
+    jpeg = args.data_root and "jpeg" in args.data_root.lower()
+    payload = {
+        "label": SMOKE_LABEL if args.smoke else None,
+        "spec": str(args.spec),
+        "overrides": args.overrides,
+        "data": "CIFAR-10 (JPEG q75 copy)" if jpeg else args.data_root,
+        "budget_epochs": args.budget_epochs,
+        "environment": env,
+        "runs": runs,
+    }
+    finish(payload, args.arms, out_json)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
