@@ -47,7 +47,7 @@ def _pack_worker(
         images = 0
         window: dict[str, float] = {}
 
-        def report(m: dict[str, float], _ckpt: Path) -> None:
+        def report(m: dict[str, float], _ckpt: Path | None) -> None:
             nonlocal images
             epoch = int(m["epoch"])
             if epoch == warmup_epochs:

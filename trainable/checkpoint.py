@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,23 @@ from trainable.errors import DataError
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.pt"
 REQUIRED_KEYS = ("format_version", "model", "config", "classes", "norm", "epoch")
+
+
+@dataclass(frozen=True)
+class SavePolicy:
+    """When a run writes its resume point (`last/`, with `best/` if it improved since).
+
+    Every epoch by default. A search saves less often, because at short epochs the write (and
+    Tune's copy of it into storage) weighs against little training: at `epochs` (its
+    scheduler's rungs), at the run's last epoch, and once `interval_s` has passed since the
+    last write. A run killed in between resumes from the last write, so it loses at most
+    `interval_s` of training plus the epoch in progress."""
+
+    interval_s: float = 0.0
+    epochs: frozenset[int] = frozenset()
+
+    def due(self, epoch: int, final: bool, since_s: float) -> bool:
+        return final or epoch in self.epochs or since_s >= self.interval_s
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:

@@ -9,6 +9,7 @@ on the device and read once per epoch, so the hot loop never waits for the host.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -41,7 +42,8 @@ from trainable.runtime import Runtime, backend_flags, resolve
 from trainable.stopping import EarlyStopper
 from trainable.vocab import EPOCH, FINAL, Status
 
-ReportFn = Callable[[dict[str, float], Path], None]
+# (metrics, the folder of the checkpoint written this epoch, or None if none was written)
+ReportFn = Callable[[dict[str, float], Path | None], None]
 
 
 @dataclass
@@ -62,7 +64,7 @@ class TrainResult:
 
 
 def progress_printer(total_epochs: int) -> ReportFn:
-    def report(m: dict[str, float], _ckpt: Path) -> None:
+    def report(m: dict[str, float], _ckpt: Path | None) -> None:
         print(
             f"epoch {int(m['epoch']):>3}/{total_epochs}  "
             f"train loss {m['train_loss']:.4f} acc {m['train_acc']:.2%}  "
@@ -86,10 +88,12 @@ def train(
     data: Splits | None = None,
     resume_from: str | Path | None = None,
     hooks: TrainHooks | None = None,
+    save_policy: checkpoint.SavePolicy | None = None,
 ) -> TrainResult:
     """Train `config`, writing config, checkpoints and validation metrics under `out_dir`.
 
-    `hooks` (for benchmarks) wraps each epoch's phases and sees its training statistics."""
+    `hooks` (for benchmarks) wraps each epoch's phases and sees its training statistics;
+    `save_policy` says when to write checkpoints (default: every epoch)."""
     out_dir = Path(out_dir)
     if resume_from is None and (out_dir / "last" / checkpoint.FILENAME).exists():
         raise UserError(
@@ -103,6 +107,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     with backend_flags(config, runtime):
         run = _setup(config, runtime, splits, out_dir, report, hooks or TrainHooks())
+        run.save_policy = save_policy or checkpoint.SavePolicy()
         start = _resume(run, resume_from) if resume_from is not None else 1
         # Written once a resume has accepted the config: a refused one leaves the run's own.
         atomic.write_text(out_dir / "config.yaml", config.to_yaml())
@@ -132,6 +137,9 @@ class _Run:
     lookahead: Lookahead | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     compile_s: float = 0.0
+    save_policy: checkpoint.SavePolicy = field(default_factory=checkpoint.SavePolicy)
+    saved_at: float = field(default_factory=time.perf_counter)  # the last checkpoint write
+    pending_best: dict[str, Any] | None = None  # an improvement not written yet
 
 
 def _setup(
@@ -234,14 +242,12 @@ def _fit(run: _Run, start: int) -> TrainResult:
         # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
         metrics[FINAL] = float(epoch == config.epochs or run.stopper.should_stop)
         run.history.append(metrics)
-        state = _state(run, epoch, metrics)
-        if improved:
-            checkpoint.save_atomic(state, run.out_dir / "best" / checkpoint.FILENAME)
-        checkpoint.save_atomic(state, run.out_dir / "last" / checkpoint.FILENAME)
-        run.report(metrics, run.out_dir / "last")
+        run.report(metrics, _save(run, epoch, metrics, improved))
         if run.stopper.should_stop:
             status = Status.EARLY_STOPPED
             reason = f"{es.monitor} did not improve by > {es.min_delta} for {es.patience} epochs"
+    if run.pending_best is not None:  # a diverged run's best epoch, not written yet
+        checkpoint.save_atomic(run.pending_best, run.out_dir / "best" / checkpoint.FILENAME)
     s = run.stopper
     result = TrainResult(
         status, reason, len(run.history), s.best_epoch, s.best, es.monitor, run.out_dir, run.history
@@ -288,6 +294,26 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
     if compiling:
         metrics["compile_s"] = run.compile_s + stats.first_step_s
     return metrics
+
+
+def _save(run: _Run, epoch: int, metrics: dict[str, float], improved: bool) -> Path | None:
+    """Write `last/` (and `best/` if it improved since) when the policy says so; its folder, or
+    None. An improvement in between is kept as a copy and written with the next `last/`, so the
+    pair on disk always belongs to one moment of the run. Adds `checkpoint_s` to the metrics."""
+    t0 = time.perf_counter()
+    state = _state(run, epoch, metrics)
+    due = run.save_policy.due(epoch, bool(metrics[FINAL]), t0 - run.saved_at)
+    if improved:
+        run.pending_best = state if due else copy.deepcopy(state)
+    if due:
+        if run.pending_best is not None:
+            checkpoint.save_atomic(run.pending_best, run.out_dir / "best" / checkpoint.FILENAME)
+            run.pending_best = None
+        checkpoint.save_atomic(state, run.out_dir / "last" / checkpoint.FILENAME)
+        run.saved_at = time.perf_counter()
+    # Reported, not saved (the file is written already): what checkpoints cost per epoch.
+    metrics["checkpoint_s"] = time.perf_counter() - t0
+    return run.out_dir / "last" if due else None
 
 
 def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:

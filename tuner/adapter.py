@@ -1,6 +1,8 @@
 """The Tune adapter: runs the unchanged trainer inside a trial.
 
-Per epoch the trainer's report callback becomes `tune.report(metrics, checkpoint=...)`; a trial
+Per epoch the trainer's report callback becomes `tune.report(metrics, checkpoint=...)`, with a
+checkpoint only when the search's `SavePolicy` had the trainer write one (rungs, the last epoch,
+`checkpoint_interval_s`); a trial
 restarted by `FailureConfig` or `Tuner.restore` resumes from `tune.get_checkpoint()`. The
 dataset arrives as an object-store reference: decoded once by the driver, `ray.put` once, and
 read zero-copy by every trial on a node (and by the retraining tasks, from the same object).
@@ -20,6 +22,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from trainable.checkpoint import SavePolicy
 from trainable.config import build_config, deep_merge
 from trainable.data import Splits
 from trainable.engine import train
@@ -29,7 +32,11 @@ from tuner.spec import trial_overrides
 
 
 def trial_function(
-    base: dict[str, Any], data_ref: ray.ObjectRef, gpu_fraction: float, memory_mb: int | None
+    base: dict[str, Any],
+    data_ref: ray.ObjectRef,
+    gpu_fraction: float,
+    memory_mb: int | None,
+    save_policy: SavePolicy,
 ) -> Callable[[dict[str, Any]], None]:
     """The trainable Tune runs: `run_trial(sampled_params)`, closing over the shared data."""
 
@@ -46,19 +53,27 @@ def trial_function(
         # Which node ran each epoch: a column of trials.parquet, for placement questions later.
         node = {"node_id": ray.get_runtime_context().get_node_id()}
 
-        def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
-            tune.report(
-                metrics | node, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir))
+        def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+            saved = (
+                None
+                if checkpoint_dir is None
+                else tune.Checkpoint.from_directory(str(checkpoint_dir))
             )
+            tune.report(metrics | node, checkpoint=saved)
 
         try:
             checkpoint = tune.get_checkpoint()
             if checkpoint is None:
-                result = train(config, out, report=report, data=data)
+                result = train(config, out, report=report, data=data, save_policy=save_policy)
             else:
                 with checkpoint.as_directory() as restored:
                     result = train(
-                        config, out, report=report, data=data, resume_from=Path(restored)
+                        config,
+                        out,
+                        report=report,
+                        data=data,
+                        resume_from=Path(restored),
+                        save_policy=save_policy,
                     )
         except Exception as err:
             if is_out_of_memory(err):

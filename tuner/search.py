@@ -14,6 +14,7 @@ from typing import Any
 from ray import tune
 from ray.tune import Callback, ResultGrid
 
+from trainable.checkpoint import SavePolicy
 from tuner.layout import ResultsDir
 from tuner.searcher import repair_journal
 from tuner.spec import SearchSpec
@@ -24,6 +25,13 @@ def _trial_name(trial: Any) -> str:
     """`trial-<id>`: short, safe on every filesystem, and the id used everywhere else
     (folders, the live table, trials.parquet, the report)."""
     return f"trial-{trial.trial_id}"
+
+
+def save_policy(spec: SearchSpec) -> SavePolicy:
+    """Trials write checkpoints at the rungs (where ASHA decides), at their end, and every
+    `checkpoint_interval_s` for failure recovery: not every epoch, which at one-second epochs
+    costs a large share of the search (bench/tune_overhead.py)."""
+    return SavePolicy(spec.checkpoint_interval_s, frozenset(spec.scheduler.rungs()))
 
 
 class ForgetDeletedCheckpoints(Callback):
@@ -69,7 +77,9 @@ class SearchRun:
         self.search_alg, self.stop = search_alg or make_searcher, stop
         res = spec.resources
         self.trainable = tune.with_resources(
-            trial_function(spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb),
+            trial_function(
+                spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb, save_policy(spec)
+            ),
             {"cpu": res.cpus, "gpu": res.gpu}
             | ({"memory": res.memory_mb * 2**20} if res.memory_mb else {}),
         )

@@ -136,6 +136,17 @@ class SchedulerSpec(StrictModel):
     def objective(self) -> Objective:
         return Objective(self.metric, self.mode)
 
+    def rungs(self) -> list[int]:
+        """The epochs at which ASHA compares a trial (Ray's milestones grace x factor^k below
+        max_t, reached at the first whole epoch at or past each); none under FIFO."""
+        if self.kind != "asha":
+            return []
+        out, milestone = [], float(self.grace_period)
+        while milestone < self.max_t:
+            out.append(math.ceil(milestone - 1e-9))
+            milestone *= self.reduction_factor
+        return sorted(set(out))
+
 
 class ResourcesSpec(StrictModel):
     cpus: float = Field(1.0, gt=0, le=1024)
@@ -175,6 +186,10 @@ class SearchSpec(StrictModel):
     resources: ResourcesSpec = ResourcesSpec()
     retrain: RetrainSpec = RetrainSpec()
     max_failures: int = Field(2, ge=0, le=100)  # retries per trial, from its last checkpoint
+    # A trial writes a checkpoint at each ASHA rung, at its last epoch, and once this many
+    # seconds have passed since its last one (0: every epoch). A killed trial loses at most
+    # this much training plus the epoch in progress; short epochs pay for fewer writes.
+    checkpoint_interval_s: float = Field(30.0, ge=0, le=86_400)
     storage_path: str = "results"
 
     @field_validator("storage_path")

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainable.checkpoint import SavePolicy
 from trainable.config import TrainConfig
 from trainable.engine import train
 from trainable.errors import ConfigError, DeviceError, UserError
@@ -29,6 +30,7 @@ def test_learns_synthetic_data_well_above_chance(tiny_config: TinyConfig, tmp_pa
         "lr",
         "epoch_s",
         "images_per_s",
+        "checkpoint_s",
     }
     assert result.best_metric > 0.8  # chance is 0.25 with 4 classes
     assert result.val_metrics is not None
@@ -68,7 +70,7 @@ def test_resume_equals_uninterrupted_run(tiny_config: TinyConfig, tmp_path: Path
     class Interrupt(Exception):
         pass
 
-    def stop_after_two(metrics: dict[str, float], _dir: Path) -> None:
+    def stop_after_two(metrics: dict[str, float], _dir: Path | None) -> None:
         if metrics["epoch"] == 2:
             raise Interrupt
 
@@ -85,6 +87,45 @@ def test_resume_equals_uninterrupted_run(tiny_config: TinyConfig, tmp_path: Path
     final_a = torch.load(tmp_path / "full" / "last" / "checkpoint.pt", weights_only=True)["model"]
     final_b = torch.load(tmp_path / "cut" / "last" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+
+
+def test_save_policy_writes_at_its_epochs_and_the_end_and_resume_loses_only_the_gap(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    """A search's policy: checkpoints at epoch 2 (a rung) and the last epoch only. A run
+    stopped after epoch 3 resumes from epoch 2's checkpoint and ends as an uncut run does."""
+    cfg = tiny_config(epochs=4, deterministic=True, model={"dropout": 0.3}, seed=5)
+    policy = SavePolicy(interval_s=1e9, epochs=frozenset({2}))
+    saved: list[Path | None] = []
+    full = train(cfg, tmp_path / "full", report=lambda m, d: saved.append(d), save_policy=policy)
+    assert saved == [None, tmp_path / "full" / "last", None, tmp_path / "full" / "last"]
+    assert all(m["checkpoint_s"] >= 0 for m in full.history)
+    # best/ is the best epoch even when it improved between writes (kept, written with last/).
+    best = torch.load(tmp_path / "full" / "best" / "checkpoint.pt", weights_only=True)
+    assert best["epoch"] == full.best_epoch and best["metrics"][full.monitor] == full.best_metric
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_three(metrics: dict[str, float], _dir: Path | None) -> None:
+        if metrics["epoch"] == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "cut", report=stop_after_three, save_policy=policy)
+    last = tmp_path / "cut" / "last"
+    assert torch.load(last / "checkpoint.pt", weights_only=True)["epoch"] == 2  # epoch 3 is lost
+    resumed = train(
+        cfg, tmp_path / "cut", report=lambda *_: None, resume_from=last, save_policy=policy
+    )
+    assert [m["val_acc"] for m in resumed.history] == [m["val_acc"] for m in full.history]
+
+
+def test_save_policy_interval() -> None:
+    policy = SavePolicy(interval_s=30.0, epochs=frozenset({1, 3}))
+    assert policy.due(1, final=False, since_s=0.5) and policy.due(5, final=True, since_s=0.0)
+    assert policy.due(2, final=False, since_s=30.0) and not policy.due(2, final=False, since_s=29.9)
+    assert SavePolicy().due(7, final=False, since_s=0.0)  # the default: every epoch
 
 
 def test_resume_with_a_different_config_is_refused(tiny_config: TinyConfig, tmp_path: Path) -> None:

@@ -169,3 +169,23 @@ def test_object_store_uris_are_refused_not_turned_into_local_folders(uri: str) -
 def test_counts_have_upper_bounds(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match="less than or equal"):
         validate_spec(with_(key, value))
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "rungs"),
+    [
+        ({"max_t": 6, "grace_period": 1, "reduction_factor": 3}, [1, 3]),
+        ({"max_t": 4, "grace_period": 1, "reduction_factor": 2}, [1, 2]),  # 4 is the last epoch
+        ({"max_t": 30, "grace_period": 2, "reduction_factor": 2.5}, [2, 5, 13]),  # 12.5 -> 13
+        ({"kind": "fifo", "max_t": 6, "grace_period": 1}, []),
+    ],
+)
+def test_rungs_are_the_epochs_asha_decides_at(scheduler: dict[str, Any], rungs: list[int]) -> None:
+    assert validate_spec(with_("scheduler", scheduler)).scheduler.rungs() == rungs
+
+
+def test_checkpoint_interval_defaults_and_bounds() -> None:
+    assert validate_spec(GOOD).checkpoint_interval_s == 30.0
+    assert validate_spec(with_("checkpoint_interval_s", 0)).checkpoint_interval_s == 0
+    with pytest.raises(ConfigError, match="checkpoint_interval_s"):
+        validate_spec(with_("checkpoint_interval_s", -1))
