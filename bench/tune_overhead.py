@@ -208,12 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    started = not ray.is_initialized()  # a test's session may hold one already
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     storage = tempfile.mkdtemp(prefix="bench-tune-overhead-")
     try:
         rows = [measure(t, args, storage) for t in args.targets]
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     print_table(rows, args.epochs, args.trials)
     payload = {
         "label": SMOKE_LABEL if args.smoke else None,
