@@ -301,8 +301,11 @@ def _save(run: _Run, epoch: int, metrics: dict[str, float], improved: bool) -> P
     None. An improvement in between is kept as a copy and written with the next `last/`, so the
     pair on disk always belongs to one moment of the run. Adds `checkpoint_s` to the metrics."""
     t0 = time.perf_counter()
-    state = _state(run, epoch, metrics)
     due = run.save_policy.due(epoch, bool(metrics[FINAL]), t0 - run.saved_at)
+    if not (due or improved):
+        metrics["checkpoint_s"] = time.perf_counter() - t0
+        return None
+    state = _state(run, epoch, metrics)
     if improved:
         run.pending_best = state if due else copy.deepcopy(state)
     if due:
