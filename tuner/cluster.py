@@ -116,11 +116,26 @@ def ray_session(opts: RayOptions) -> Iterator[None]:
     started = ensure_ray(opts)
     try:
         yield
+    except BaseException:
+        if started:
+            _stop_forwarding_worker_output()
+        raise
     finally:
         if started:
             import ray
 
             ray.shutdown()
+
+
+def _stop_forwarding_worker_output() -> None:
+    """Before a shutdown that follows an error. Shutting down kills the trials' workers with
+    SIGTERM, and one caught inside a weakref callback prints Ray's 'Exception ignored ...
+    SystemExit' traceback through the driver, burying the one line that says what went wrong.
+    Whatever the workers printed before the error has been shown already. Ray has no public
+    switch for this: the handler's name is the one Ray itself removes at shutdown."""
+    from ray._private.worker import global_worker_stdstream_dispatcher
+
+    global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
 
 
 def alive_nodes() -> list[dict[str, Any]]:
