@@ -135,11 +135,15 @@ def anytime(curves: list[pd.DataFrame], x: str, grid: np.ndarray) -> tuple[np.nd
     values = np.array(
         [np.interp(grid, c[x], c["best_val_acc"], left=np.nan) for c in curves], dtype=float
     )
-    n = np.sum(~np.isnan(values), axis=0)
-    values[:, n < len(curves)] = np.nan  # only where every seed has reached that point
-    mean = np.nanmean(values, axis=0)
-    sem = np.nanstd(values, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-    return mean, sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
+    # Only where every seed has reached that point (a seed's first report comes later in wall
+    # time), so the mean never mixes a different set of searches.
+    full = (~np.isnan(values)).all(axis=0)
+    mean, half = np.full(len(grid), np.nan), np.zeros(len(grid))
+    mean[full] = values[:, full].mean(axis=0)
+    if len(curves) > 1:
+        sem = values[:, full].std(axis=0, ddof=1) / np.sqrt(len(curves))
+        half[full] = sem * stats.t.ppf(0.975, len(curves) - 1)
+    return mean, half
 
 
 def plot(curves: dict[str, list[pd.DataFrame]], budget: int, out: Path) -> None:

@@ -88,8 +88,8 @@ class SearchRun:
         concurrency = self._concurrency()
         # A searcher otherwise keeps a single pending trial, so trials would start one at a time.
         os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(concurrency))
-        # Every epoch checkpoints (so a killed trial loses at most one epoch), which makes Tune
-        # snapshot its state often; on local or shared storage that is cheap, so no warning.
+        # Short epochs make Tune snapshot its state often (every reported result may end a
+        # trial); on local or shared storage that is cheap, so no warning.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         repair_journal(self.results)  # the study may have been cut mid-append by a kill
         callbacks = [*callbacks, ForgetDeletedCheckpoints()]
