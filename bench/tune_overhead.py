@@ -50,10 +50,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "smallnet": {"name": "smallnet", "width": 16, "depth": 3},
     "fastnet": {"name": "fastnet", "width": 64, "depth": 2},
 }
-MODEL: dict[str, Any] = dict(MODELS["smallnet"])
 
 
-def base(train_size: int) -> dict[str, Any]:
+def base(train_size: int, model: str) -> dict[str, Any]:
     return {
         "dataset": {
             "name": "synthetic",
@@ -63,7 +62,7 @@ def base(train_size: int) -> dict[str, Any]:
             "synthetic_test_size": 100,
             "val_fraction": 0.2,
         },
-        "model": MODEL,
+        "model": MODELS[model],
         "batch_size": 128,
         "device": "cpu",
         "precision": "fp32",
@@ -71,30 +70,30 @@ def base(train_size: int) -> dict[str, Any]:
     }
 
 
-def config(train_size: int, epochs: int) -> TrainConfig:
-    return build_config(deep_merge(base(train_size), {"epochs": epochs}))
+def config(train_size: int, epochs: int, model: str) -> TrainConfig:
+    return build_config(deep_merge(base(train_size, model), {"epochs": epochs}))
 
 
-def calibrate(target_s: float, probe: int) -> int:
+def calibrate(target_s: float, probe: int, model: str) -> int:
     """Training-set size for epochs of about `target_s` (train + validation, one thread)."""
     with tempfile.TemporaryDirectory() as out:
         reports: list[dict[str, float]] = []
-        train(config(probe, 3), out, report=lambda m, _d: reports.append(m))
+        train(config(probe, 3, model), out, report=lambda m, _d: reports.append(m))
     per_image_s = statistics.median(m["epoch_s"] for m in reports[1:]) / probe
     return max(64, int(target_s / per_image_s))
 
 
-def outside(train_size: int, epochs: int, trials: int) -> dict[str, Any]:
+def outside(train_size: int, epochs: int, trials: int, model: str) -> dict[str, Any]:
     rows: list[dict[str, float]] = []
     t0 = time.perf_counter()
     for _ in range(trials):
         with tempfile.TemporaryDirectory() as out:
-            train(config(train_size, epochs), out, report=lambda m, _d: rows.append(dict(m)))
+            train(config(train_size, epochs, model), out, report=lambda m, _d: rows.append(dict(m)))
     return {"wall_s": time.perf_counter() - t0, "epochs": pd.DataFrame(rows)}
 
 
 def inside(
-    train_size: int, epochs: int, trials: int, storage: str, interval_s: float
+    train_size: int, epochs: int, trials: int, storage: str, interval_s: float, model: str
 ) -> dict[str, Any]:
     """A search over a one-value space: every trial the same config, one at a time."""
     import ray
@@ -107,7 +106,7 @@ def inside(
 
     raw = {
         "name": f"overhead-{train_size}-{interval_s:g}",
-        "base": base(train_size),
+        "base": base(train_size, model),
         "space": {"label_smoothing": {"type": "choice", "values": [0.0]}},
         "scheduler": {"kind": "fifo", "max_t": epochs, "grace_period": 1},
         "num_samples": trials,
@@ -149,8 +148,8 @@ POLICIES = {"every epoch": 0.0, "policy (30 s)": 30.0}
 
 
 def measure(target_s: float, args: argparse.Namespace, storage: str) -> dict[str, Any]:
-    size = calibrate(target_s, args.probe)
-    out = outside(size, args.epochs, args.trials)
+    size = calibrate(target_s, args.probe, args.model)
+    out = outside(size, args.epochs, args.trials, args.model)
     row: dict[str, Any] = {
         "target_epoch_s": target_s,
         "train_size": size,
@@ -159,7 +158,7 @@ def measure(target_s: float, args: argparse.Namespace, storage: str) -> dict[str
         "outside": breakdown(out["epochs"], in_tune=False),
     }
     for name, interval_s in POLICIES.items():
-        ins = inside(size, args.epochs, args.trials, storage, interval_s)
+        ins = inside(size, args.epochs, args.trials, storage, interval_s, args.model)
         trials_s = ins["epochs"].groupby("trial_id")["time_total_s"].max().sum()
         row[name] = {
             "wall_s": ins["wall_s"],
@@ -211,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.targets, args.trials, args.epochs, args.probe = [0.05], 2, 3, 256
         print(SMOKE_LABEL)
-    MODEL.clear()
-    MODEL.update(MODELS[args.model])
     torch.set_num_threads(1)  # a trial gets one CPU; the outside runs get the same
     env = environment()
     import ray
@@ -230,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "label": SMOKE_LABEL if args.smoke else None,
         "policies": POLICIES,
-        "model": MODEL,
+        "model": MODELS[args.model],
         "trials": args.trials,
         "epochs": args.epochs,
         "environment": env,

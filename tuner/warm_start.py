@@ -49,7 +49,7 @@ def load_warm_start(spec: SearchSpec) -> WarmStart | None:
     """The earlier search's trials, checked against `spec`; None without `warm_start_from`."""
     from tuner.catalog import open_experiment
     from tuner.layout import ResultsDir
-    from tuner.searcher import distributions, study_storage
+    from tuner.searcher import distributions, load_study
 
     if spec.searcher.warm_start_from is None:
         return None
@@ -70,7 +70,7 @@ def load_warm_start(spec: SearchSpec) -> WarmStart | None:
         raise ConfigError(
             f"{KEY}: {source} has no study journal ({files.study.name}) to start from"
         )
-    study = optuna.load_study(study_name=old.name, storage=study_storage(files))
+    study = load_study(source, old.name)
     new_dists = distributions(spec.space)
     kept, skipped = [], 0
     for old_trial in study.get_trials(
@@ -86,7 +86,7 @@ def load_warm_start(spec: SearchSpec) -> WarmStart | None:
 
 def _check_same_objective(spec: SearchSpec, old: SearchSpec, source: Path) -> None:
     new_o, old_o = spec.scheduler.objective, old.scheduler.objective
-    if (new_o.metric, new_o.mode) != (old_o.metric, old_o.mode):
+    if new_o != old_o:
         raise ConfigError(
             f"{KEY}: {source} optimised {old_o.metric} ({old_o.mode}), this search "
             f"{new_o.metric} ({new_o.mode}); its scores would mislead the sampler: warm-start from "
