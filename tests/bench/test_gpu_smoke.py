@@ -21,7 +21,7 @@ def test_smoke_mode_measures_every_section(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "gpu_smoke.json"
-    assert gpu.main(["--smoke", "--json", str(out)]) == 0
+    assert gpu.main(["--smoke", "--seeds", "2", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert gpu.SMOKE_LABEL in printed  # CPU timings are never shown as a GPU result
     r = json.loads(out.read_text())
@@ -55,6 +55,11 @@ def test_smoke_mode_measures_every_section(
     assert _positive(a["train_s_to_best"]) and _positive(a["run_wall_s"])
     assert a["reached"] == (a["train_s_to_target"] is not None)
     assert a["cum_train_s_by_epoch"] == sorted(a["cum_train_s_by_epoch"])
+
+    sd = r["seeds"]
+    assert sd["seeds"] == [0, 1] and sd["final_test_acc"][0] == a["test_acc_by_epoch"][-1]
+    assert len(sd["runs"]) == 1 and len(sd["runs"][0]["test_acc_by_epoch"]) == 3
+    assert min(sd["final_test_acc"]) <= sd["median_final_test_acc"] <= max(sd["final_test_acc"])
 
     h = r["host_syncs_per_epoch"]
     assert h["train"]["batches"] == 384 // 64 and h["evaluation"]["batches"] == 1
