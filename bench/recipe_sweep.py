@@ -1,0 +1,119 @@
+"""Recipe variants side by side, several seeds each, under bench/gpu.py's protocol.
+
+    python bench/recipe_sweep.py --data-root DATA --seeds 3 \
+        --variant base: --variant w80:model.width=80 --variant lr9:optimizer.sgd.lr_per_1024=9
+    python bench/recipe_sweep.py --smoke      # tiny, on the CPU: checks the bench, not a result
+
+Each variant is `NAME:KEY=VALUE,KEY=VALUE` over `--config` (default the fastnet preset). Every
+run trains on all 50,000 training images with the test split read after every epoch (airbench's
+protocol, no model selection on it: the figure is the final epoch's), timed with CUDA events
+through the trainer's public hooks. One cold 1-epoch run goes first (CUDA context, cuDNN
+autotuning). Per variant: each seed's final test accuracy and curve, the median, and the summed
+training-phase seconds, so accuracy can be read against compute. Writes
+bench/results/recipe_sweep.json (`--json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, write_json
+from gpu import SMOKE_OVERRIDES, data_label, full_train_splits, train_run
+
+from trainable.config import TrainConfig, build_config, deep_merge, load_config
+from trainable.data import load_splits
+from trainable.runtime import resolve
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, sep, sets = text.partition(":")
+    if not sep or not name:
+        raise SystemExit(f"--variant {text!r}: expected NAME:KEY=VALUE,... (or NAME: for none)")
+    return name, [s for s in sets.split(",") if s]
+
+
+def run_variant(
+    config: TrainConfig, sets: list[str], seeds: Sequence[int], data: Any, work: Path
+) -> dict[str, Any]:
+    variant = build_config(config.to_dict(), sets)
+    device = resolve(variant).device
+    runs = []
+    for seed in seeds:
+        cfg = variant.model_copy(update={"seed": seed})
+        history, epochs, _wall = train_run(cfg, data, device, work / f"s{seed}")
+        accs = [round(h["val_acc"], 4) for h in history]  # the test split here
+        runs.append({"seed": seed, "test_acc_by_epoch": accs, "train_s": sum(s for s, _ in epochs)})
+    finals = [r["test_acc_by_epoch"][-1] for r in runs]
+    return {
+        "sets": sets,
+        "final_test_acc": finals,
+        "median_final_test_acc": statistics.median(finals),
+        "median_train_s": statistics.median(r["train_s"] for r in runs),
+        "runs": runs,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data-root")
+    p.add_argument("--config", default="configs/cifar10_fastnet.yaml")
+    p.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,...")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the bench")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    if not args.smoke and not torch.cuda.is_available():
+        print("no CUDA GPU: run with --smoke for the CPU smoke test", file=sys.stderr)
+        return 2
+    variants = [parse_variant(v) for v in args.variant or ["base:"]]
+    env = environment()
+    if args.smoke:
+        base = build_config(deep_merge(load_config(args.config).to_dict(), SMOKE_OVERRIDES))
+    else:
+        base = load_config(args.config, [f"dataset.root={args.data_root}", "device=cuda"])
+    if args.smoke:  # shared CI cores: one thread, as bench/gpu.py's smoke mode
+        torch.set_num_threads(1)
+    splits = load_splits(base.dataset)
+    data = full_train_splits(splits)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as work:
+        train_run(
+            base.model_copy(update={"epochs": 1}), data, resolve(base).device, Path(work) / "cold"
+        )
+        for name, sets in variants:
+            results[name] = run_variant(base, sets, range(args.seeds), data, Path(work) / name)
+            r = results[name]
+            finals = ", ".join(f"{a:.2%}" for a in r["final_test_acc"])
+            print(
+                f"| {name} | {' '.join(sets) or '(preset)'} | {finals} | "
+                f"{r['median_final_test_acc']:.2%} | {r['median_train_s']:.2f} |",
+                flush=True,
+            )
+    payload = {
+        "smoke": bool(args.smoke),
+        "data": data_label(splits, args.data_root),
+        "config": args.config,
+        "epochs": base.epochs,
+        "variants": results,
+        "environment": env,
+    }
+    print(
+        f"-> {write_json('recipe_sweep_smoke' if args.smoke else 'recipe_sweep', payload, args.json)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
