@@ -47,7 +47,7 @@ def run_variant(
 ) -> dict[str, Any]:
     variant = build_config(config.to_dict(), sets)
     device = resolve(variant).device
-    runs = []
+    runs: list[dict[str, Any]] = []
     for seed in seeds:
         cfg = variant.model_copy(update={"seed": seed})
         history, epochs, _wall = train_run(cfg, data, device, work / f"s{seed}")

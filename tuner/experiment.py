@@ -266,6 +266,10 @@ def _retrain_stage(
         f"retrain/seed-{outcome['seed']}", status=outcome["status"], out_dir=outcome["out_dir"]
     )
     if todo:
+        if spec.retrain.dataset:  # retraining on other subsets: decoded once more, shared alike
+            import ray
+
+            data_ref = ray.put(load_splits(best_config.dataset))
         retrain_seeds(todo, results, data_ref, spec.resources.cpus, spec.resources.gpu, record)
     # Every seed's outcome from its own file: the ones done by an earlier process included.
     return [

@@ -172,6 +172,10 @@ class RetrainSpec(StrictModel):
     # used the validation split); each seed's final epoch is its model, and the first seed is
     # exported (there is no validation score left to choose by, and test would leak).
     refit: bool = False
+    # Trainer `dataset` keys for the retraining only: search on a subset (a cheap proxy whose
+    # ranking carries over), retrain the winner on more images, e.g. {train_subset: null}.
+    # The retraining then loads its own data once on the driver; the test split is unchanged.
+    dataset: dict[str, Any] = Field(default_factory=dict)
 
 
 class SearchSpec(StrictModel):
@@ -226,6 +230,7 @@ class SearchSpec(StrictModel):
         epochs = self.retrain.epochs or self.scheduler.max_t
         merged = deep_merge(self.base_config().to_dict(), trial_overrides(params))
         merged = deep_merge(merged, {"epochs": epochs})
+        merged = deep_merge(merged, {"dataset": self.retrain.dataset})
         if self.retrain.refit:
             merged = deep_merge(
                 merged, {"dataset": {"val_fraction": 0.0}, "early_stopping": {"patience": None}}
@@ -282,6 +287,7 @@ def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
             "base.dataset.val_fraction is 0, but trials are scored on the validation split; "
             "use a value in (0, 1) (retrain.refit: true trains the winner on every image)"
         )
+    _check_retrain_dataset(spec)
     allowed = _leaf_fields()
     for key, param in spec.space.items():
         if key not in allowed:
@@ -300,6 +306,25 @@ def validate_spec(raw: Any, source: str = "search space") -> SearchSpec:
                     f"space.{key} allows {clip(repr(value))}, which the trainer refuses: {err}"
                 ) from err
     return spec
+
+
+# What retrain.dataset may change: how many images train and validate. Not the data itself, its
+# image size or its test split, or retrained and searched figures would measure different things.
+RETRAIN_DATASET_KEYS = ("train_subset", "val_subset")
+
+
+def _check_retrain_dataset(spec: SearchSpec) -> None:
+    """retrain.dataset is refused here, before the search, rather than after it."""
+    other = sorted(set(spec.retrain.dataset) - set(RETRAIN_DATASET_KEYS))
+    if other:
+        raise ConfigError(
+            f"retrain.dataset key {clip(repr(other[0]))} is not allowed: retraining may change "
+            f"only {' and '.join(RETRAIN_DATASET_KEYS)} (change base.dataset for the rest)"
+        )
+    try:
+        spec.retrain_config({})
+    except ConfigError as err:
+        raise ConfigError(f"retrain.dataset: {err}") from err
 
 
 def load_spec(path: str | Path) -> SearchSpec:

@@ -122,10 +122,11 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> 
         load_config(path)
 
 
-def test_the_fastnet_preset_is_airbench94s_recipe() -> None:
+def test_the_fastnet_preset_is_airbench94s_recipe_at_width_96() -> None:
     cfg = load_config(REPO / "configs" / "cifar10_fastnet.yaml")
     m, o, s = cfg.model, cfg.optimizer, cfg.schedule
-    assert (m.name, m.width, m.depth, m.stem, m.conv_init) == ("fastnet", 64, 2, "whiten", "dirac")
+    # Width 96, not airbench94's 64: measured +0.85 points at 10 epochs (BENCHMARKS.md, "GPU").
+    assert (m.name, m.width, m.depth, m.stem, m.conv_init) == ("fastnet", 96, 2, "whiten", "dirac")
     assert (m.bn_momentum, m.bn_eps, m.bn_weight_frozen) == (0.4, 1e-12, True)
     assert (o.name, o.sgd.lr_per_1024, o.sgd.momentum, o.sgd.weight_decay_per_1024) == (
         "sgd",

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.tuner.conftest import tiny_spec
+from trainable import checkpoint
 from trainable.errors import ConfigError
 from tuner import experiment
 from tuner.cluster import RayOptions
@@ -22,8 +23,10 @@ def test_refit_retrains_on_every_training_image_and_exports_the_first_seed(
     ray_session: None, tmp_path: Path
 ) -> None:
     raw = tiny_spec("refit", str(tmp_path), num_samples=2)
+    # Trials search on a 200-image subset; the retraining takes every image (retrain.dataset).
+    raw["base"] = {**raw["base"], "dataset": {**raw["base"]["dataset"], "train_subset": 200}}
     raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
-    raw["retrain"] = {"seeds": 2, "refit": True}
+    raw["retrain"] = {"seeds": 2, "refit": True, "dataset": {"train_subset": None}}
     experiment.run(validate_spec(raw), raw, RayOptions())
     results = ResultsDir(tmp_path / "refit")
     summary = json.loads(results.test_summary.read_text())
@@ -36,6 +39,10 @@ def test_refit_retrains_on_every_training_image_and_exports_the_first_seed(
         outcome = json.loads(ResultsDir.run_outcome(run).read_text())
         assert outcome["status"] == "completed" and math.isnan(outcome["best_val"])
         assert not (run / "val_metrics").exists()  # nothing was held out to score on
+        # All 600 images (450 train + 150 validation) in full batches of 32, not the
+        # search's 200 + 150: images per epoch = images/s x seconds, as the trainer reports them.
+        history = checkpoint.load(run / "last" / checkpoint.FILENAME)["history"]
+        assert round(history[0]["images_per_s"] * history[0]["train_s"]) == 600 // 32 * 32
 
 
 def test_search_base_without_a_validation_split_is_refused(tmp_path: Path) -> None:

@@ -49,14 +49,28 @@ def test_shipped_search_spaces_validate() -> None:
     default = load_spec(REPO / "search_spaces" / "default.yaml")
     assert quick.resources.gpu == 0 and default.resources.gpu == 0.25
     assert default.num_samples >= 48 and default.scheduler.max_t >= 30
-    for spec in (quick, default):
-        assert {
-            "optimizer.lr",
-            "batch_size",
-            "model.dropout",
-            "label_smoothing",
-            "optimizer.weight_decay",
-        } <= set(spec.space)
+    assert {
+        "optimizer.lr",
+        "batch_size",
+        "model.dropout",
+        "label_smoothing",
+        "optimizer.weight_decay",
+    } <= set(default.space)
+    # The main job: the recipe's decoupled keys on a subset, the winner refit on every image.
+    assert {"optimizer.sgd.lr_per_1024", "optimizer.sgd.weight_decay_per_1024"} <= set(quick.space)
+    retrain = quick.retrain_config({})
+    assert quick.base_config().dataset.train_subset is not None
+    assert retrain.dataset.train_subset is None and retrain.dataset.val_fraction == 0
+
+
+def test_retrain_dataset_applies_to_the_retraining_only() -> None:
+    raw = with_("base", {"dataset": {"name": "synthetic", "train_subset": 100, "val_subset": 20}})
+    raw["retrain"] = {"dataset": {"train_subset": None}}
+    spec = validate_spec(raw)
+    assert spec.base_config().dataset.train_subset == 100
+    retrain = spec.retrain_config({"optimizer.lr": 0.003})
+    assert retrain.dataset.train_subset is None and retrain.dataset.val_subset == 20
+    assert retrain.optimizer.lr == 0.003 and retrain.epochs == 4
 
 
 def test_good_spec_and_base_epochs_follow_max_t() -> None:
@@ -112,6 +126,14 @@ def test_good_spec_and_base_epochs_follow_max_t() -> None:
         (with_("name", "/abs"), ["name '/abs'"]),
         (with_("name", ""), ["name ''"]),
         (with_("space", {}), ["at least one"]),
+        (
+            with_("retrain", {"dataset": {"root": "/elsewhere"}}),
+            ["retrain.dataset key 'root' is not allowed", "train_subset and val_subset"],
+        ),
+        (
+            with_("retrain", {"dataset": {"train_subset": 0}}),
+            ["retrain.dataset: config key 'dataset.train_subset': got 0"],
+        ),
         (with_("space", DELETE), ["space", "required"]),
     ],
 )
