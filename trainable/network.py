@@ -34,7 +34,8 @@ def init_from_data(
     if layer is None:
         return
     device = layer.weight.device
-    x = torch.from_numpy(np.ascontiguousarray(images[: cfg.whiten.images])).to(device)
+    # A copy: the images may be a read-only view (Ray's object store), which torch warns about.
+    x = torch.from_numpy(np.array(images[: cfg.whiten.images])).to(device)
     x = x.permute(0, 3, 1, 2).float() / 255
     m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device).view(1, -1, 1, 1)
