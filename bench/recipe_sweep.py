@@ -3,6 +3,7 @@
     python bench/recipe_sweep.py --data-root DATA --seeds 3 \
         --variant base: --variant w80:model.width=80 --variant lr9:optimizer.sgd.lr_per_1024=9
     python bench/recipe_sweep.py --smoke      # tiny, on the CPU: checks the bench, not a result
+    python bench/recipe_sweep.py --plot RESULT.json --png CURVE.png --anchor 0.9085
 
 Each variant is `NAME:KEY=VALUE,KEY=VALUE` over `--config` (default the fastnet preset). Every
 run trains on all 50,000 training images with the test split read after every epoch (airbench's
@@ -63,6 +64,38 @@ def run_variant(
     }
 
 
+def plot_curves(result: Path, png: Path, anchor: float | None, only: Sequence[str] = ()) -> Path:
+    """Test accuracy against epochs per variant: the median over seeds, the seeds' range
+    shaded; the anchor (a final accuracy only, airbench94 at 9.9 epochs) as one marked point."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    payload = json.loads(result.read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, v in payload["variants"].items():
+        if only and name not in only:
+            continue
+        curves = np.array([r["test_acc_by_epoch"] for r in v["runs"]]) * 100
+        epochs = np.arange(1, curves.shape[1] + 1)
+        label = f"{name} ({' '.join(v['sets']) or 'preset'}): {v['median_final_test_acc']:.2%}"
+        ax.plot(epochs, np.median(curves, axis=0), marker="o", ms=3, label=label)
+        ax.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), alpha=0.2)
+    if anchor is not None:
+        ax.plot([9.9], [anchor * 100], "k*", ms=12, label=f"anchor airbench94, final: {anchor:.2%}")
+    ax.set(xlabel="epoch", ylabel="test accuracy, % (6-view TTA)", ylim=(60, 93))
+    ax.set_title(f"{payload['data']}, {payload['environment'].get('gpu') or 'CPU'}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    return png
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,7 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the bench")
     p.add_argument("--json", type=Path)
+    p.add_argument("--plot", type=Path, help="plot this result JSON instead of running")
+    p.add_argument("--png", type=Path, help="with --plot: the image to write")
+    p.add_argument("--anchor", type=float, help="with --plot: the anchor's final accuracy")
+    p.add_argument("--only", default="", help="with --plot: variant names, comma-separated")
     args = p.parse_args(argv)
+    if args.plot:
+        png = args.png or args.plot.with_suffix(".png")
+        only = [n for n in args.only.split(",") if n]
+        print(f"-> {plot_curves(args.plot, png, args.anchor, only)}")
+        return 0
     if not args.smoke and not torch.cuda.is_available():
         print("no CUDA GPU: run with --smoke for the CPU smoke test", file=sys.stderr)
         return 2
