@@ -1,8 +1,10 @@
 """Datasets as uint8 NHWC arrays: CIFAR-10, any image-folder tree, or synthetic data.
 
-Everything is decoded once into memory (CIFAR-10 is 184 MB as uint8), then split: a seeded,
-stratified validation split is carved from the training set; the test split is only returned
-for the final evaluation and never used for model selection.
+An image folder is decoded once, block by block in constant memory, into a uint8 .npy cache
+that is read memory-mapped (CIFAR-10 is 184 MB as uint8); then split: a seeded, stratified
+validation split is carved from the training set (subsets copy out only their images); the
+test split is only returned for the final evaluation and never used for model selection.
+Sizes are checked before decoding and before loading (`trainable.datasize`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from trainable.config import DatasetConfig
+from trainable.datasize import decoded_bytes, require_disk, require_heap
 from trainable.errors import DataError
 
 CIFAR10_CLASSES = (
@@ -83,6 +87,11 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     train_idx = _subset(train_idx, train.labels, cfg.train_subset, rng)
     val_idx = _subset(val_idx, train.labels, cfg.val_subset, rng)
     test_idx = _subset(np.arange(len(test)), test.labels, cfg.test_subset, rng)
+    require_heap(
+        len(train_idx) + len(val_idx) + len(test_idx),
+        int(train.images.shape[1]),
+        "set dataset.train_subset (and val_subset, test_subset) or a smaller dataset.image_size",
+    )
     return Splits(
         train.take(train_idx), train.take(val_idx), test.take(test_idx), classes, provenance
     )
@@ -179,9 +188,13 @@ def load_image_folder(
     key = _folder_key(root, samples, image_size)
     where = cache_dir() / key
     if not (where / "meta.json").is_file():
+        require_disk(sum(len(items) for items in samples.values()), image_size, cache_dir())
         _decode_to_cache(samples, tuple(classes), image_size, where)
+    # Memory-mapped: pages are read when used and shared by every process on the node; the
+    # splits below copy out only the images they select.
     arrays = {
-        name: np.load(where / f"{name}.npy") for name in ("train_x", "train_y", "test_x", "test_y")
+        name: np.load(where / f"{name}.npy", mmap_mode="r")
+        for name in ("train_x", "train_y", "test_x", "test_y")
     }
     provenance = f"image folder {root.resolve()}"
     note = root / "PROVENANCE.md"
@@ -218,6 +231,11 @@ def _decode_one(args: tuple[str, int]) -> np.ndarray:
         return np.asarray(rgb, dtype=np.uint8)
 
 
+# Images decoded per step of the cache writer: about this many bytes in flight, whatever the
+# set's size, so decoding runs in constant memory.
+_DECODE_BLOCK_BYTES = 64 * 1024 * 1024
+
+
 def _decode_to_cache(
     samples: dict[str, list[tuple[str, int]]],
     classes: tuple[str, ...],
@@ -231,14 +249,7 @@ def _decode_to_cache(
             for split, items in samples.items():
                 if not items:
                     raise DataError(f"no images found in the '{split}' split of the image folder")
-                jobs = [(path, image_size) for path, _ in items]
-                try:
-                    images = np.stack(list(pool.map(_decode_one, jobs, chunksize=512)))
-                except OSError as err:
-                    raise DataError(
-                        f"cannot decode an image in the '{split}' split: {err}"
-                    ) from err
-                np.save(tmp / f"{split}_x.npy", images)
+                _decode_split(pool, split, [path for path, _ in items], image_size, tmp)
                 np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
         (tmp / "meta.json").write_text(json.dumps({"classes": classes, "image_size": image_size}))
         # Atomic publish: a concurrent or interrupted run never sees a half-written cache.
@@ -249,6 +260,32 @@ def _decode_to_cache(
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _decode_split(
+    pool: ProcessPoolExecutor, split: str, paths: list[str], size: int, tmp: Path
+) -> None:
+    """Decode into a memory-mapped .npy block by block: only one block is ever in memory."""
+    out = np.lib.format.open_memmap(
+        tmp / f"{split}_x.npy", mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3)
+    )
+    block = max(1, _DECODE_BLOCK_BYTES // decoded_bytes(1, size))
+    chunk = max(1, block // (4 * (os.cpu_count() or 1)))
+    step = max(block, len(paths) // 10)  # progress about every 10%
+    shown = 0
+    for start in range(0, len(paths), block):
+        jobs = [(path, size) for path in paths[start : start + block]]
+        try:
+            for i, image in enumerate(pool.map(_decode_one, jobs, chunksize=chunk)):
+                out[start + i] = image
+        except OSError as err:
+            raise DataError(f"cannot decode an image in the '{split}' split: {err}") from err
+        done = min(start + block, len(paths))
+        if done - shown >= step or done == len(paths):
+            print(f"decoding {split}: {done:,}/{len(paths):,} images", file=sys.stderr, flush=True)
+            shown = done
+    out.flush()
+    del out
 
 
 def make_synthetic(cfg: DatasetConfig) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trainable.config import AugmentConfig, LoaderConfig, TrainConfig
 from trainable.data import ArrayDataset
+from trainable.datasize import require_device
 from trainable.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -148,6 +149,8 @@ class DeviceLoader:
         channels_last: bool = False,
         seed: int = 0,
     ) -> None:
+        if device.type == "cuda":  # refused in one line, not an out-of-memory error mid-upload
+            require_device(data.images.nbytes, torch.cuda.mem_get_info(device)[0], str(device))
         # Kept as NHWC: on the CPU this shares the (possibly read-only, object-store) array
         # without a copy, and a permuted NHWC batch is already a channels_last NCHW tensor.
         self.images = _shared_tensor(data.images).to(device)

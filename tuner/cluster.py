@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainable.data import Splits
+from trainable.datasize import require_object_store
 from trainable.errors import DeviceError, UserError, storage_error
 from tuner.spec import SearchSpec
 
@@ -222,3 +224,18 @@ def user_errors_from_ray() -> Iterator[None]:
         if isinstance(cause, UserError) or storage_error(cause) is not None:
             raise cause from err
         raise
+
+
+def share_data(splits: Splits) -> Any:
+    """`ray.put` the decoded splits once for every trial, after checking they fit this node's
+    object store: past it Ray spills to disk and its memory monitor starts killing trials."""
+    import ray
+
+    parts = [splits.train, splits.val, splits.test]
+    nbytes = sum(p.images.nbytes + p.labels.nbytes for p in parts)
+    here = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == here)
+    require_object_store(
+        nbytes, node["Resources"].get("object_store_memory", 0.0), sum(len(p) for p in parts)
+    )
+    return ray.put(splits)

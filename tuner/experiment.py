@@ -30,7 +30,13 @@ from trainable import atomic
 from trainable.config import TrainConfig, read_yaml
 from trainable.data import load_splits
 from trainable.errors import Interrupted, StorageError, UserError, storage_error
-from tuner.cluster import RayOptions, check_resources, check_shared_storage, ray_session
+from tuner.cluster import (
+    RayOptions,
+    check_resources,
+    check_shared_storage,
+    ray_session,
+    share_data,
+)
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest, SearchStatus, provenance
 from tuner.spec import SearchSpec, validate_spec
@@ -162,12 +168,10 @@ def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:
 def _stages(
     spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState, warm: WarmStart | None
 ) -> dict[str, Any]:
-    import ray
-
     from tuner.search import SearchRun
 
     manifest = Manifest(results.manifest)
-    data_ref = ray.put(splits)
+    data_ref = share_data(splits)
     try:
         return _run_stages(spec, results, SearchRun(spec, results, data_ref, warm), manifest, stop)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
@@ -267,9 +271,7 @@ def _retrain_stage(
     )
     if todo:
         if spec.retrain.dataset:  # retraining on other subsets: decoded once more, shared alike
-            import ray
-
-            data_ref = ray.put(load_splits(best_config.dataset))
+            data_ref = share_data(load_splits(best_config.dataset))
         retrain_seeds(todo, results, data_ref, spec.resources.cpus, spec.resources.gpu, record)
     # Every seed's outcome from its own file: the ones done by an earlier process included.
     return [
