@@ -190,8 +190,8 @@ def load_image_folder(
     if not (where / "meta.json").is_file():
         require_disk(sum(len(items) for items in samples.values()), image_size, cache_dir())
         _decode_to_cache(samples, tuple(classes), image_size, where)
-    # Memory-mapped: pages are read when used and shared by every process on the node; the
-    # splits below copy out only the images they select.
+    # Memory-mapped: pages are read only when used and sit in the page cache, not the heap;
+    # the splits below copy out the images they select (a subset reads only its own).
     arrays = {
         name: np.load(where / f"{name}.npy", mmap_mode="r")
         for name in ("train_x", "train_y", "test_x", "test_y")

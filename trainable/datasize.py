@@ -90,8 +90,8 @@ def require_object_store(nbytes: int, capacity: float, images: int) -> None:
         raise DataError(
             f"the search's data ({images:,} images, {human(nbytes)} decoded) does not fit 80% of "
             f"Ray's object store ({human(capacity)}); set base.dataset.train_subset (and "
-            "val_subset) or a smaller dataset.image_size, or start Ray with a larger "
-            "--object-store-memory"
+            "val_subset) or a smaller dataset.image_size, or give Ray a larger object store "
+            "(ray start --object-store-memory)"
         )
 
 

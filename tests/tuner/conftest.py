@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ TINY_BASE: dict[str, Any] = {
 def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": name,
-        "base": TINY_BASE,
+        # A copy: tests edit their spec's base, and an edit of the shared dict leaked into
+        # every later test (test_dashboard's 6,000 images once reached test_refit).
+        "base": copy.deepcopy(TINY_BASE),
         "space": {
             # wide enough that some configs learn much worse than others, so ASHA has cuts to make
             "optimizer.lr": {"type": "loguniform", "low": 1e-4, "high": 3e-2},
