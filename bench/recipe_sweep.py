@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_json
-from gpu import SMOKE_OVERRIDES, data_label, full_train_splits, train_run
+from gpu import SMOKE_OVERRIDES, data_label, full_train_splits, more_seeds, train_run
 
 from trainable.config import TrainConfig, build_config, deep_merge, load_config
 from trainable.data import load_splits
@@ -47,14 +47,8 @@ def run_variant(
     config: TrainConfig, sets: list[str], seeds: Sequence[int], data: Any, work: Path
 ) -> dict[str, Any]:
     variant = build_config(config.to_dict(), sets)
-    device = resolve(variant).device
-    runs: list[dict[str, Any]] = []
-    for seed in seeds:
-        cfg = variant.model_copy(update={"seed": seed})
-        history, epochs, _wall = train_run(cfg, data, device, work / f"s{seed}")
-        accs = [round(h["val_acc"], 4) for h in history]  # the test split here
-        runs.append({"seed": seed, "test_acc_by_epoch": accs, "train_s": sum(s for s, _ in epochs)})
-    finals = [r["test_acc_by_epoch"][-1] for r in runs]
+    runs = more_seeds(variant, data, resolve(variant).device, seeds, work)
+    finals = [r["final_test_acc"] for r in runs]
     return {
         "sets": sets,
         "final_test_acc": finals,
