@@ -162,12 +162,14 @@ class AugmentConfig(StrictModel):
 
 
 class LoaderConfig(StrictModel):
-    # device: uint8 data resident on the training device, augmentation as batched tensor ops.
+    # device: uint8 data resident on the training device, augmentation as batched tensor ops
+    # (a split that does not fit is streamed instead, with a notice).
+    # stream: the same batches, read from host memory or the decode cache a batch at a time.
     # dataloader: classic torch DataLoader with per-sample transforms in worker processes.
-    kind: Literal["device", "dataloader"] = "device"
+    kind: Literal["device", "stream", "dataloader"] = "device"
     num_workers: int = Field(2, ge=0, le=64)
     pin_memory: bool = True
-    prefetch_factor: int = Field(2, ge=1, le=64)
+    prefetch_factor: int = Field(2, ge=1, le=64)  # batches read ahead (per worker)
     persistent_workers: bool = True
 
 

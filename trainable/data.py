@@ -1,29 +1,24 @@
 """Datasets as uint8 NHWC arrays: CIFAR-10, any image-folder tree, or synthetic data.
 
-An image folder is decoded once, block by block in constant memory, into a uint8 .npy cache
-that is read memory-mapped (CIFAR-10 is 184 MB as uint8); then split: a seeded, stratified
-validation split is carved from the training set (subsets copy out only their images); the
-test split is only returned for the final evaluation and never used for model selection.
-Sizes are checked before decoding and before loading (`trainable.datasize`).
+An image folder is decoded once, in constant memory, into a uint8 cache on disk
+(`trainable.folder`; CIFAR-10 is 184 MB as uint8) and its splits stay there: they are row
+selections of the memory-mapped cache (`trainable.mapped`), so a set larger than memory loads
+and a subset reads only its own images. Splits: a seeded, stratified validation split is carved
+from the training set; the test split is only returned for the final evaluation and never used
+for model selection.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from trainable.config import DatasetConfig
-from trainable.datasize import decoded_bytes, require_disk, require_heap
 from trainable.errors import DataError
+from trainable.folder import SPLITS, decode_folder
+from trainable.mapped import CacheRef, MappedImages, concat
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -37,19 +32,19 @@ CIFAR10_CLASSES = (
     "ship",
     "truck",
 )
-_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class ArrayDataset:
-    images: np.ndarray  # uint8, (N, H, W, 3)
+    images: np.ndarray | MappedImages  # uint8, (N, H, W, 3): in memory, or rows of a cache
     labels: np.ndarray  # int64, (N,)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, index: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(self.images[index], self.labels[index])
+        """The rows `index`: copied from memory, or still on disk for a mapped cache."""
+        return ArrayDataset(self.images.take(index, axis=0), self.labels[index])
 
 
 @dataclass(frozen=True)
@@ -63,16 +58,11 @@ class Splits:
     def without_validation(self) -> Splits:
         """Validation images moved into training (a refit once the search is done)."""
         train = ArrayDataset(
-            np.concatenate([self.train.images, self.val.images]),
+            concat(self.train.images, self.val.images),
             np.concatenate([self.train.labels, self.val.labels]),
         )
         empty = self.val.take(np.arange(0))
         return Splits(train, empty, self.test, self.classes, self.provenance)
-
-
-def cache_dir() -> Path:
-    """Decoded-dataset cache; outside the repo and outside (read-only) data folders."""
-    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch")) / "datasets"
 
 
 def load_splits(cfg: DatasetConfig) -> Splits:
@@ -87,11 +77,6 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     train_idx = _subset(train_idx, train.labels, cfg.train_subset, rng)
     val_idx = _subset(val_idx, train.labels, cfg.val_subset, rng)
     test_idx = _subset(np.arange(len(test)), test.labels, cfg.test_subset, rng)
-    require_heap(
-        len(train_idx) + len(val_idx) + len(test_idx),
-        int(train.images.shape[1]),
-        "set dataset.train_subset (and val_subset, test_subset) or a smaller dataset.image_size",
-    )
     return Splits(
         train.take(train_idx), train.take(val_idx), test.take(test_idx), classes, provenance
     )
@@ -164,128 +149,15 @@ def _cifar_missing(root: Path, why: str) -> DataError:
 def load_image_folder(
     root: Path, image_size: int
 ) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:
-    """Decode `root/{train,test}/<class>/*` once, resized to `image_size`, cached as uint8 .npy.
-
-    The cache key hashes every file's relative path, size and modification time (the quick
-    check `make` and `rsync` use) plus the size, so an edited folder is decoded again.
-    """
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise DataError(
-                f"image folder {root} has no '{split}/' subfolder; expected "
-                f"{root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg (set --data-root)"
-            )
-    try:
-        classes, class_to_idx = find_classes(str(root / "train"))
-        samples = {
-            split: make_dataset(str(root / split), class_to_idx, extensions=IMG_EXTENSIONS)
-            for split in ("train", "test")
-        }
-    except (FileNotFoundError, OSError) as err:
-        raise DataError(f"cannot read image folder {root}: {err}") from err
-    key = _folder_key(root, samples, image_size)
-    where = cache_dir() / key
-    if not (where / "meta.json").is_file():
-        require_disk(sum(len(items) for items in samples.values()), image_size, cache_dir())
-        _decode_to_cache(samples, tuple(classes), image_size, where)
-    # Memory-mapped: pages are read only when used and sit in the page cache, not the heap;
-    # the splits below copy out the images they select (a subset reads only its own).
-    arrays = {
-        name: np.load(where / f"{name}.npy", mmap_mode="r")
-        for name in ("train_x", "train_y", "test_x", "test_y")
-    }
-    provenance = f"image folder {root.resolve()}"
-    note = root / "PROVENANCE.md"
-    if note.is_file():
-        first = next((ln for ln in note.read_text(errors="replace").splitlines() if ln.strip()), "")
-        provenance += f" ({first.lstrip('# ').strip()})"
-    return (
-        ArrayDataset(arrays["train_x"], arrays["train_y"]),
-        ArrayDataset(arrays["test_x"], arrays["test_y"]),
-        tuple(classes),
-        provenance,
-    )
-
-
-def _folder_key(root: Path, samples: dict[str, list[tuple[str, int]]], image_size: int) -> str:
-    h = hashlib.sha256(f"v{_CACHE_VERSION}:{image_size}".encode())
-    for split, items in samples.items():
-        for path, label in items:
-            st = os.stat(path)
-            h.update(
-                f"{split}|{os.path.relpath(path, root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode()
-            )
-    return h.hexdigest()[:24]
-
-
-def _decode_one(args: tuple[str, int]) -> np.ndarray:
-    from PIL import Image
-
-    path, size = args
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
-
-
-# Images decoded per step of the cache writer: about this many bytes in flight, whatever the
-# set's size, so decoding runs in constant memory.
-_DECODE_BLOCK_BYTES = 64 * 1024 * 1024
-
-
-def _decode_to_cache(
-    samples: dict[str, list[tuple[str, int]]],
-    classes: tuple[str, ...],
-    image_size: int,
-    where: Path,
-) -> None:
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=".tmp-"))
-    try:
-        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for split, items in samples.items():
-                if not items:
-                    raise DataError(f"no images found in the '{split}' split of the image folder")
-                _decode_split(pool, split, [path for path, _ in items], image_size, tmp)
-                np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
-        (tmp / "meta.json").write_text(json.dumps({"classes": classes, "image_size": image_size}))
-        # Atomic publish: a concurrent or interrupted run never sees a half-written cache.
-        try:
-            tmp.rename(where)
-        except OSError:
-            if not (where / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _decode_split(
-    pool: ProcessPoolExecutor, split: str, paths: list[str], size: int, tmp: Path
-) -> None:
-    """Decode into a memory-mapped .npy block by block: only one block is ever in memory."""
-    out = np.lib.format.open_memmap(
-        tmp / f"{split}_x.npy", mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3)
-    )
-    block = max(1, _DECODE_BLOCK_BYTES // decoded_bytes(1, size))
-    chunk = max(1, block // (4 * (os.cpu_count() or 1)))
-    step = max(block, len(paths) // 10)  # progress about every 10%
-    shown = 0
-    for start in range(0, len(paths), block):
-        jobs = [(path, size) for path in paths[start : start + block]]
-        try:
-            for i, image in enumerate(pool.map(_decode_one, jobs, chunksize=chunk)):
-                out[start + i] = image
-        except OSError as err:
-            raise DataError(f"cannot decode an image in the '{split}' split: {err}") from err
-        done = min(start + block, len(paths))
-        if done - shown >= step or done == len(paths):
-            print(f"decoding {split}: {done:,}/{len(paths):,} images", file=sys.stderr, flush=True)
-            shown = done
-    out.flush()
-    del out
+    """`root/{train,test}/<class>/*` at `image_size`: decoded once to the cache on disk, then
+    read from it memory-mapped (the images stay on disk; `trainable.mapped`)."""
+    folder = decode_folder(root, image_size)
+    parts = []
+    for split in SPLITS:
+        labels = np.load(folder.path(f"{split}_y"))
+        ref = CacheRef(str(root), image_size, folder.key, f"{split}_x")
+        parts.append(ArrayDataset(MappedImages(ref, np.arange(len(labels))), labels))
+    return parts[0], parts[1], folder.classes, folder.provenance()
 
 
 def make_synthetic(cfg: DatasetConfig) -> tuple[ArrayDataset, ArrayDataset, tuple[str, ...], str]:

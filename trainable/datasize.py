@@ -3,9 +3,10 @@ work starts, so a set too large for memory stops in one line instead of dying ha
 
 Decoded images are uint8 (N, H, W, 3): N x H x W x 3 bytes. The places they go:
 - the decode cache on disk (written once, read memory-mapped),
-- the process's heap (the selected splits: a subset reads only its own images),
-- Ray's object store (the tuner shares the splits with every trial through it),
-- GPU memory (the device loader keeps the training split there).
+- Ray's object store (the tuner shares in-memory splits with every trial through it; an image
+  folder's splits stay in the cache and travel as row numbers),
+- the device loader's device: GPU memory, or on the CPU the heap, where an image folder's split
+  is copied out of the cache (a split that does not fit is streamed instead).
 """
 
 from __future__ import annotations
@@ -60,14 +61,16 @@ def available_host_bytes() -> int:
     return max(0, min(candidates))
 
 
-def require_heap(images: int, image_size: int, fix: str) -> None:
-    """The selected splits, decoded, against HEAP_SHARE of the available host memory."""
-    need, have = decoded_bytes(images, image_size), available_host_bytes()
-    if need > HEAP_SHARE * have:
-        raise DataError(
-            f"the selected images ({images:,} at {image_size}x{image_size}) take {human(need)} "
-            f"decoded, more than {HEAP_SHARE:.0%} of the {human(have)} of memory available; {fix}"
+def heap_shortfall(nbytes: int) -> str | None:
+    """Why `nbytes` of images cannot be copied into memory (over HEAP_SHARE of what is
+    available), or None when they can."""
+    have = available_host_bytes()
+    if nbytes > HEAP_SHARE * have:
+        return (
+            f"its images take {human(nbytes)} decoded, more than {HEAP_SHARE:.0%} of the "
+            f"{human(have)} of memory available"
         )
+    return None
 
 
 def require_disk(images: int, image_size: int, where: Path) -> None:
@@ -95,12 +98,11 @@ def require_object_store(nbytes: int, capacity: float, images: int) -> None:
         )
 
 
-def require_device(nbytes: int, free: int, device: str) -> None:
-    """The device loader's training split against the GPU's free memory (half of it: the
-    model, activations and the evaluation batches need the rest)."""
+def device_shortfall(nbytes: int, free: int, device: str) -> str | None:
+    """Why the device loader cannot put `nbytes` of images on a GPU with `free` bytes free
+    (half of it: the model, activations and evaluation batches need the rest), or None."""
     if nbytes > 0.5 * free:
-        raise DataError(
-            f"the device loader would put {human(nbytes)} of images on {device}, more than half "
-            f"of its {human(free)} free; use loader.kind: dataloader (batches streamed from host "
-            "memory), or set dataset.train_subset or a smaller dataset.image_size"
+        return (
+            f"its images take {human(nbytes)}, more than half of the {human(free)} free on {device}"
         )
+    return None

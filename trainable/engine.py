@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from trainable import atomic, checkpoint
+from trainable.augment import check_augment, epoch_seed
 from trainable.config import TrainConfig, build_config
 from trainable.data import Splits, load_splits
 from trainable.errors import ConfigError, UserError
 from trainable.evaluation import TTA, eval_batches, loss_acc, predict_confusion
-from trainable.loaders import channel_stats, check_augment, epoch_seed, train_batches, train_steps
+from trainable.loaders import channel_stats, train_batches, train_steps
 from trainable.lookahead import Lookahead
 from trainable.loop import (
     EVALUATION,

@@ -12,7 +12,7 @@ from torch import nn
 
 from trainable.config import TrainConfig
 from trainable.data import ArrayDataset
-from trainable.loaders import DeviceLoader, make_dataloader
+from trainable.loaders import make_dataloader, planned_loader
 from trainable.metrics import confusion_matrix, summarize, write_metrics
 from trainable.network import build_network
 from trainable.runtime import Runtime, resolve
@@ -21,8 +21,8 @@ from trainable.runtime import Runtime, resolve
 def eval_batches(
     config: TrainConfig, data: ArrayDataset, rt: Runtime, mean: list[float], std: list[float]
 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    if config.loader.kind == "device":
-        return DeviceLoader(data, config.eval_batch_size, rt.device, mean, std, train=False)
+    if config.loader.kind != "dataloader":
+        return planned_loader(config, data, rt.device, mean, std, train=False)
     return make_dataloader(data, config.eval_batch_size, mean, std, config.loader, train=False)
 
 

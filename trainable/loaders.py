@@ -1,50 +1,63 @@
-"""Two batch pipelines with the same augmentation semantics.
+"""Three batch pipelines with the same augmentation semantics (`trainable.augment`: padded
+random crop, horizontal flip; `hflip_mode: alternating` in the first two only), then per-channel
+normalisation.
 
-Augmentation (train only): pad by `crop_padding` (zeros, or a mirror of the border with
-`pad_mode: reflect`), take a random crop of the original size (offsets uniform in
-[0, 2*padding]), flip horizontally (p=0.5 per image per epoch, or with `hflip_mode:
-alternating` a seeded half in epoch 1 and exactly the other images in the next epoch,
-alternating; device loader only), then normalise per channel.
+- `DeviceLoader` (`loader.kind: device`): the uint8 split lives on the training device; a whole
+  batch is cropped and flipped by one gather and normalised in one fused op. No per-sample
+  Python work, no workers. The fast path, for splits that fit.
+- `StreamLoader` (`loader.kind: stream`): the very same batches, gathered from host memory or
+  the memory-mapped decode cache a batch at a time, prefetched by a thread and copied to the
+  device from pinned memory. `kind: device` switches to it when a split does not fit.
+- `make_dataloader` (`loader.kind: dataloader`): the classic `torch.utils.data.DataLoader` with
+  torchvision transforms per sample in worker processes, pinned memory, persistent workers and
+  prefetching.
 
-- `DeviceLoader`: the uint8 dataset lives on the training device; a whole batch is cropped and
-  flipped by one gather and normalised in one fused op. No per-sample Python work, no workers.
-- `make_dataloader`: the classic `torch.utils.data.DataLoader` with torchvision transforms per
-  sample in worker processes, pinned memory, persistent workers and prefetching.
-
-Both shuffle with a generator seeded from (seed, epoch), so an epoch's order is reproducible
+All shuffle with a generator seeded from (seed, epoch), so an epoch's order is reproducible
 and a resumed run sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from trainable.augment import (
+    AugmentDraws,
+    alternating_flips,
+    crop_flip,
+    draw_augment,
+    epoch_generator,
+    epoch_seed,
+)
 from trainable.config import AugmentConfig, LoaderConfig, TrainConfig
 from trainable.data import ArrayDataset
-from trainable.datasize import require_device
-from trainable.errors import ConfigError
+from trainable.datasize import device_shortfall, heap_shortfall
+from trainable.mapped import MappedImages, gather
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in [0, 1] units, computed on the training split."""
-    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return x.mean(axis=0).tolist(), x.std(axis=0).tolist()
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 100_003 + epoch
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
+def channel_stats(
+    images: np.ndarray | MappedImages, block: int = 1024
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units, computed on the training split a block of
+    images at a time (a split larger than memory is read once, never held)."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    for start in range(0, len(images), block):
+        x = np.asarray(images[start : start + block], dtype=np.float64).reshape(-1, 3) / 255.0
+        total += x.sum(axis=0)
+        squares += np.square(x).sum(axis=0)
+    count = len(images) * images.shape[1] * images.shape[2]
+    mean = total / count
+    return mean.tolist(), np.sqrt(np.maximum(squares / count - mean**2, 0.0)).tolist()
 
 
 def train_steps(n_images: int, batch_size: int) -> int:
@@ -53,88 +66,70 @@ def train_steps(n_images: int, batch_size: int) -> int:
     return max(1, n_images // batch_size)
 
 
-@dataclass(frozen=True)
-class AugmentDraws:
-    """One epoch's random augmentation choices, one entry per sample in epoch order."""
+class _PlannedLoader:
+    """What the device and streaming loaders share, so they yield the same batches: an epoch's
+    shuffle order and augmentation draws from a CPU generator seeded by (seed, epoch) (CPU and
+    GPU runs see the same batches), and a batch finished on the device: uint8 NHWC rows
+    cropped and flipped by one gather, normalised in one fused op."""
 
-    offsets_y: torch.Tensor  # crop offsets in [0, 2 * padding]
-    offsets_x: torch.Tensor
-    flip: torch.Tensor  # bool
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
+        *,
+        train: bool,
+        augment: AugmentConfig | None,
+        channels_last: bool,
+        seed: int,
+    ) -> None:
+        self.n, self.batch_size, self.device = n, batch_size, device
+        self.train, self.seed = train, seed
+        self.augment = augment or AugmentConfig(crop_padding=0, hflip=False)
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.epoch = 0
 
-    def __getitem__(self, window: slice) -> AugmentDraws:
-        return AugmentDraws(self.offsets_y[window], self.offsets_x[window], self.flip[window])
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
+    def __len__(self) -> int:
+        return train_steps(self.n, self.batch_size) if self.train else -(-self.n // self.batch_size)
 
-def draw_augment(
-    n: int, augment: AugmentConfig, generator: torch.Generator, flip: torch.Tensor | None = None
-) -> AugmentDraws:
-    """Crop offsets, and random flips unless `flip` (per sample, epoch order) is given."""
-    span = 2 * augment.crop_padding + 1
-    offsets_y = torch.randint(0, span, (n,), generator=generator)
-    offsets_x = torch.randint(0, span, (n,), generator=generator)
-    if flip is None:
-        flip = (
-            torch.rand(n, generator=generator) < 0.5
-            if augment.hflip
-            else torch.zeros(n, dtype=torch.bool)
-        )
-    return AugmentDraws(offsets_y, offsets_x, flip)
+    def _windows(self) -> Iterator[slice]:
+        for i in range(len(self)):
+            yield slice(i * self.batch_size, (i + 1) * self.batch_size)
 
+    def _plan(self) -> tuple[torch.Tensor, AugmentDraws | None]:
+        """This epoch's order and draws, on the CPU (the callers move them in one copy)."""
+        if not self.train:
+            return torch.arange(self.n), None
+        gen = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n, generator=gen)
+        flip = None
+        if self.augment.hflip and self.augment.hflip_mode == "alternating":
+            flip = alternating_flips(self.n, self.seed, self.epoch)[order]
+        return order, draw_augment(self.n, self.augment, gen, flip)
 
-def alternating_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """Which images (dataset order) an epoch flips: in epoch 1 a random half, drawn from the
-    seed alone (epoch 0's generator: no training epoch uses it), then alternately the other
-    half and that half again, so each image is flipped in exactly one of any two consecutive
-    epochs. More varied than independent coin flips, which repeat a view half the time."""
-    first = torch.zeros(n, dtype=torch.bool)
-    first[torch.randperm(n, generator=epoch_generator(seed, 0))[: n // 2]] = True
-    return first if epoch % 2 == 1 else ~first
-
-
-def check_augment(augment: AugmentConfig, image_size: int) -> None:
-    """Reflection mirrors the image once: the padding must be smaller than the image."""
-    if augment.pad_mode == "reflect" and augment.crop_padding >= image_size:
-        raise ConfigError(
-            f"augment.crop_padding={augment.crop_padding} with augment.pad_mode=reflect needs "
-            f"a padding below the image size ({image_size}); lower crop_padding"
-        )
-
-
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Indices in [-size + 1, 2 * size - 2] mirrored into [0, size - 1] (border not repeated)."""
-    return (size - 1) - ((size - 1) - index.abs()).abs()
-
-
-def crop_flip(
-    x: torch.Tensor, padding: int, draws: AugmentDraws, reflect: bool = False
-) -> torch.Tensor:
-    """Random padded crop + horizontal flip of a uint8 NCHW batch, as a single gather.
-
-    Zero padding pads and then indexes; reflection maps each output pixel to its mirrored
-    source pixel directly. `draws` must be on `x`'s device: nothing here reads or copies from
-    the host.
-    """
-    b, c, h, w = x.shape
-    dev = x.device
-    if padding and not reflect:
-        x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    cols = torch.arange(w, device=dev)
-    cols = torch.where(draws.flip[:, None], w - 1 - cols, cols) + draws.offsets_x[:, None]  # (B, W)
-    rows = torch.arange(h, device=dev) + draws.offsets_y[:, None]  # (B, H)
-    if reflect:  # offsets count from the padded image's corner
-        rows, cols = _reflect(rows - padding, h), _reflect(cols - padding, w)
-    batch_idx = torch.arange(b, device=dev)[:, None, None, None]
-    chan_idx = torch.arange(c, device=dev)[None, :, None, None]
-    return x[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+    def _finish(self, rows: torch.Tensor, draws: AugmentDraws | None) -> torch.Tensor:
+        x = rows.permute(0, 3, 1, 2)  # uint8 NCHW view
+        if draws is not None:
+            reflect = self.augment.pad_mode == "reflect"
+            x = crop_flip(x, self.augment.crop_padding, draws, reflect)
+        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
 
-class DeviceLoader:
-    """Batches from a device-resident uint8 tensor; yields normalised float NCHW + labels.
+def _draws_to(draws: AugmentDraws, device: torch.device) -> AugmentDraws:
+    plan = torch.stack([draws.offsets_y, draws.offsets_x, draws.flip.long()]).to(device)
+    return AugmentDraws(plan[0], plan[1], plan[2].bool())
 
-    An epoch's shuffle order and augmentation draws come from a CPU generator seeded by
-    (seed, epoch), so CPU and GPU runs see the same batches, and reach the device in one
-    copy at the start of the epoch: the batch loop itself never touches host memory.
-    """
+
+class DeviceLoader(_PlannedLoader):
+    """Batches from a device-resident uint8 tensor: the batch loop never touches host memory
+    (the epoch's order and draws reach the device in one copy at its start)."""
 
     def __init__(
         self,
@@ -149,53 +144,82 @@ class DeviceLoader:
         channels_last: bool = False,
         seed: int = 0,
     ) -> None:
-        if device.type == "cuda":  # refused in one line, not an out-of-memory error mid-upload
-            require_device(data.images.nbytes, torch.cuda.mem_get_info(device)[0], str(device))
-        # Kept as NHWC: on the CPU this shares the (possibly read-only, object-store) array
-        # without a copy, and a permuted NHWC batch is already a channels_last NCHW tensor.
+        super().__init__(
+            len(data), batch_size, device, mean, std,
+            train=train, augment=augment, channels_last=channels_last, seed=seed,
+        )  # fmt: skip
+        # Kept as NHWC: on the CPU an in-memory (possibly read-only, object-store) array is
+        # shared without a copy, and a permuted NHWC batch is already channels_last NCHW.
         self.images = _shared_tensor(data.images).to(device)
         self.labels = _shared_tensor(data.labels).to(device)
-        self.batch_size, self.train, self.seed = batch_size, train, seed
-        self.augment = augment or AugmentConfig(crop_padding=0, hflip=False)
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = len(self.labels)
-        return train_steps(n, self.batch_size) if self.train else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        n, device = len(self.labels), self.images.device
-        if self.train:
-            gen = epoch_generator(self.seed, self.epoch)
-            order = torch.randperm(n, generator=gen)
-            flip = None
-            if self.augment.hflip and self.augment.hflip_mode == "alternating":
-                flip = alternating_flips(n, self.seed, self.epoch)[order]
-            d = draw_augment(n, self.augment, gen, flip)
-            # One host-to-device copy per epoch for the order and every augmentation draw.
-            plan = torch.stack([order, d.offsets_y, d.offsets_x, d.flip.long()]).to(device)
-            order = plan[0]
-            draws = AugmentDraws(plan[1], plan[2], plan[3].bool())
-        else:
-            order = torch.arange(n, device=device)
-        for i in range(len(self)):
-            window = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        order, draws = self._plan()
+        if draws is None:
+            order = order.to(self.device)
+        else:  # one host-to-device copy for the order and every augmentation draw
+            plan = torch.stack([order, draws.offsets_y, draws.offsets_x, draws.flip.long()])
+            plan = plan.to(self.device)
+            order, draws = plan[0], AugmentDraws(plan[1], plan[2], plan[3].bool())
+        for window in self._windows():
             idx = order[window]
-            x = self.images[idx].permute(0, 3, 1, 2)  # uint8 NCHW view
-            if self.train:
-                reflect = self.augment.pad_mode == "reflect"
-                x = crop_flip(x, self.augment.crop_padding, draws[window], reflect)
-            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-            yield x, self.labels[idx]
+            yield self._finish(self.images[idx], draws and draws[window]), self.labels[idx]
 
 
-def _shared_tensor(array: np.ndarray) -> torch.Tensor:
+class StreamLoader(_PlannedLoader):
+    """The device loader's batches, read from host memory or the memory-mapped decode cache
+    one batch at a time: for a split too large for the device (or for the host's heap).
+
+    A background thread gathers the next `prefetch` batches' rows into (on CUDA, pinned)
+    buffers while the current one trains; each goes to the device in one non-blocking copy.
+    """
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        batch_size: int,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
+        *,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        channels_last: bool = False,
+        seed: int = 0,
+        prefetch: int = 2,
+    ) -> None:
+        super().__init__(
+            len(data), batch_size, device, mean, std,
+            train=train, augment=augment, channels_last=channels_last, seed=seed,
+        )  # fmt: skip
+        self.images, self.labels = data.images, np.asarray(data.labels)
+        self.prefetch, self.pin = prefetch, device.type == "cuda"
+
+    def _read(self, idx: np.ndarray) -> Batch:
+        rows = torch.empty(
+            (len(idx), *self.images.shape[1:]), dtype=torch.uint8, pin_memory=self.pin
+        )
+        gather(self.images, idx, rows.numpy())
+        labels = torch.from_numpy(self.labels[idx])
+        return rows, labels.pin_memory() if self.pin else labels
+
+    def __iter__(self) -> Iterator[Batch]:
+        order, draws = self._plan()
+        index = order.numpy()
+        draws = None if draws is None else _draws_to(draws, self.device)
+        windows = list(self._windows())
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream") as pool:
+            ahead = deque(pool.submit(self._read, index[w]) for w in windows[: self.prefetch])
+            for i, window in enumerate(windows):
+                rows, labels = ahead.popleft().result()
+                if i + self.prefetch < len(windows):
+                    ahead.append(pool.submit(self._read, index[windows[i + self.prefetch]]))
+                rows = rows.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                yield self._finish(rows, draws and draws[window]), labels
+
+
+def _shared_tensor(array: np.ndarray | MappedImages) -> torch.Tensor:
     with warnings.catch_warnings():
         # Read-only arrays (memory-mapped, or from Ray's object store) are never written here.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -259,27 +283,64 @@ def make_dataloader(
     )
 
 
+def planned_loader(
+    config: TrainConfig,
+    data: ArrayDataset,
+    device: torch.device,
+    mean: list[float],
+    std: list[float],
+    *,
+    train: bool,
+) -> DeviceLoader | StreamLoader:
+    """`loader.kind: device` when the split fits the device, else the same batches streamed
+    (said in one line): a split too big never fails halfway, it only runs slower."""
+    batch = config.batch_size if train else config.eval_batch_size
+    augment = config.augment if train else None
+    channels_last = train and config.channels_last
+    kind = config.loader.kind
+    if kind == "device":
+        shortfall = _resident_shortfall(data.images, device)
+        if shortfall is not None:
+            split = "training" if train else "evaluation"
+            print(
+                f"{split} split: {shortfall}; streaming its batches from host memory instead "
+                "(the same batches as loader.kind: device, read one at a time)",
+                file=sys.stderr,
+                flush=True,
+            )
+            kind = "stream"
+    if kind == "device":
+        return DeviceLoader(
+            data, batch, device, mean, std,
+            train=train, augment=augment, channels_last=channels_last, seed=config.seed,
+        )  # fmt: skip
+    return StreamLoader(
+        data, batch, device, mean, std,
+        train=train, augment=augment, channels_last=channels_last, seed=config.seed,
+        prefetch=config.loader.prefetch_factor,
+    )  # fmt: skip
+
+
+def _resident_shortfall(images: np.ndarray | MappedImages, device: torch.device) -> str | None:
+    """Why the device loader cannot hold these images, or None when it can."""
+    if device.type == "cuda":
+        return device_shortfall(images.nbytes, torch.cuda.mem_get_info(device)[0], str(device))
+    if isinstance(images, MappedImages):  # the CPU device loader copies them out of the cache
+        return heap_shortfall(images.nbytes)
+    return None  # already in memory: the CPU device loader shares the array, no copy
+
+
 def train_batches(
     config: TrainConfig,
     data: ArrayDataset,
     device: torch.device,
     mean: list[float],
     std: list[float],
-) -> tuple[DeviceLoader | DataLoader[Batch], Callable[[int], None]]:
+) -> tuple[DeviceLoader | StreamLoader | DataLoader[Batch], Callable[[int], None]]:
     """The config's training loader and its `set_epoch(epoch)`, which fixes that epoch's
     shuffle order and augmentation draws (a resumed run replays them)."""
-    if config.loader.kind == "device":
-        loader = DeviceLoader(
-            data,
-            config.batch_size,
-            device,
-            mean,
-            std,
-            train=True,
-            augment=config.augment,
-            channels_last=config.channels_last,
-            seed=config.seed,
-        )
+    if config.loader.kind != "dataloader":
+        loader = planned_loader(config, data, device, mean, std, train=True)
         return loader, loader.set_epoch
     gen = torch.Generator()
     dl = make_dataloader(

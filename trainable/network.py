@@ -8,6 +8,7 @@ from torch import nn
 
 from trainable.config import ModelConfig
 from trainable.layers import dirac_init, set_batchnorm, whitening_layer
+from trainable.mapped import MappedImages
 from trainable.models import build_model, fastnet
 
 
@@ -26,7 +27,11 @@ def build_network(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
 
 def init_from_data(
-    net: nn.Module, cfg: ModelConfig, images: np.ndarray, mean: list[float], std: list[float]
+    net: nn.Module,
+    cfg: ModelConfig,
+    images: np.ndarray | MappedImages,
+    mean: list[float],
+    std: list[float],
 ) -> None:
     """Initialisation that needs the training images (uint8 NHWC): the whitening stem, from
     the patches of the first `whiten.images` of them, normalised as the loaders do."""

@@ -25,6 +25,7 @@ from typing import Any
 from trainable.data import Splits
 from trainable.datasize import require_object_store
 from trainable.errors import DeviceError, UserError, storage_error
+from trainable.mapped import in_memory_bytes
 from tuner.spec import SearchSpec
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -228,11 +229,13 @@ def user_errors_from_ray() -> Iterator[None]:
 
 def share_data(splits: Splits) -> Any:
     """`ray.put` the decoded splits once for every trial, after checking they fit this node's
-    object store: past it Ray spills to disk and its memory monitor starts killing trials."""
+    object store: past it Ray spills to disk and its memory monitor starts killing trials.
+    An image folder's splits stay in its decode cache: they travel as row numbers, and each
+    trial maps the cache on its own node (`trainable.mapped`)."""
     import ray
 
     parts = [splits.train, splits.val, splits.test]
-    nbytes = sum(p.images.nbytes + p.labels.nbytes for p in parts)
+    nbytes = sum(in_memory_bytes(p.images) + p.labels.nbytes for p in parts)
     here = ray.get_runtime_context().get_node_id()
     node = next(n for n in ray.nodes() if n["NodeID"] == here)
     require_object_store(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainable.augment import alternating_flips, crop_flip, draw_augment
 from trainable.config import AugmentConfig, LoaderConfig, TrainConfig, build_config
 from trainable.data import ArrayDataset
 from trainable.engine import train
@@ -17,9 +18,6 @@ from trainable.errors import ConfigError
 from trainable.evaluation import TTA, logits_of, tta_views
 from trainable.loaders import (
     DeviceLoader,
-    alternating_flips,
-    crop_flip,
-    draw_augment,
     make_dataloader,
 )
 from trainable.runtime import Runtime

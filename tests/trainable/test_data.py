@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainable import data as data_mod
+from trainable import folder as folder_mod
 from trainable.config import DatasetConfig
 from trainable.data import CIFAR10_CLASSES, load_splits, stratified_split
 from trainable.errors import DataError
@@ -73,7 +73,7 @@ def test_image_folder_decodes_resizes_and_reuses_cache(
     def no_decode(*_args: object) -> None:
         raise AssertionError("cache miss: the folder was decoded again")
 
-    monkeypatch.setattr(data_mod, "_decode_to_cache", no_decode)
+    monkeypatch.setattr(folder_mod, "_decode_to_cache", no_decode)
     second = load_splits(cfg)
     assert np.array_equal(first.train.images, second.train.images)
 

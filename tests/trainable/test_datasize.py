@@ -1,5 +1,5 @@
-"""Sizes before work: each outcome of the pre-flight (fits, refused, fits once subset) and a
-decode that stays in constant memory whatever the folder's size."""
+"""Sizes before work: each outcome of the pre-flight (fits; switched to streaming, in
+test_stream; refused) and a decode that stays in constant memory whatever the folder's size."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,10 @@ from PIL import Image
 from tests.trainable.test_data import make_tree
 from trainable import data as data_mod
 from trainable import datasize
+from trainable import folder as folder_mod
 from trainable.config import DatasetConfig
-from trainable.data import load_splits
 from trainable.errors import DataError
+from trainable.mapped import MappedImages
 
 REPO = Path(__file__).resolve().parents[2]
 # 1,000 synthetic 32x32 training images (900 train + 100 validation) and 400 test: 1,400.
@@ -40,27 +42,14 @@ def test_available_memory_is_read_from_the_machine_unless_overridden(
     assert datasize.available_host_bytes() == 12345
 
 
-def test_a_set_that_fits_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(3 * SELECTED))
-    assert len(load_splits(SYNTH).train) == 900
-
-
-def test_a_set_too_big_for_memory_is_refused_with_sizes_and_the_fix(
+def test_a_copy_into_memory_fits_in_half_of_what_is_available(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(SELECTED))  # needs 2x: half is kept
-    with pytest.raises(DataError) as info:
-        load_splits(SYNTH)
-    msg = str(info.value)
-    for needle in ("(1,400 at 32x32)", "4.3 MB decoded", "50% of the 4.3 MB", "train_subset"):
-        assert needle in msg, (needle, msg)
-
-
-def test_the_same_set_fits_once_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(2 * SELECTED))
+    assert datasize.heap_shortfall(SELECTED) is None
     monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(SELECTED))
-    small = SYNTH.model_copy(update={"train_subset": 200, "val_subset": 50, "test_subset": 100})
-    splits = load_splits(small)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (200, 50, 100)
+    why = datasize.heap_shortfall(SELECTED)
+    assert why == "its images take 4.3 MB decoded, more than 50% of the 4.3 MB of memory available"
 
 
 def test_a_cache_bigger_than_the_free_disk_is_refused_before_decoding(tmp_path: Path) -> None:
@@ -73,9 +62,9 @@ def test_object_store_and_device_limits() -> None:
     datasize.require_object_store(700, 1000.0, 10)
     with pytest.raises(DataError, match=r"does not fit 80% of Ray's object store .*train_subset"):
         datasize.require_object_store(900, 1000.0, 10)
-    datasize.require_device(400, 1000, "cuda:0")
-    with pytest.raises(DataError, match=r"more than half of its 1.0 KB free; use loader.kind"):
-        datasize.require_device(600, 1000, "cuda:0")
+    assert datasize.device_shortfall(400, 1000, "cuda:0") is None
+    why = datasize.device_shortfall(600, 1000, "cuda:0")
+    assert why == "its images take 600 B, more than half of the 1.0 KB free on cuda:0"
 
 
 def test_decode_runs_block_by_block_in_bounded_memory(
@@ -85,7 +74,7 @@ def test_decode_runs_block_by_block_in_bounded_memory(
     more than a few blocks, and the cache holds exactly what decoding each file gives."""
     root = tmp_path / "tree"
     make_tree(root, ["a", "b", "c", "d"], per_class=30, size=(64, 64))
-    monkeypatch.setattr(data_mod, "_DECODE_BLOCK_BYTES", 12 * 64 * 64 * 3)
+    monkeypatch.setattr(folder_mod, "_DECODE_BLOCK_BYTES", 12 * 64 * 64 * 3)
     total = datasize.decoded_bytes(120, 64)
     import torchvision.datasets.folder  # noqa: F401  (imported first: its import is not decoding)
 
@@ -96,35 +85,35 @@ def test_decode_runs_block_by_block_in_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < total / 2, (peak, total)
-    assert isinstance(train.images, np.memmap) and train.images.shape == (120, 64, 64, 3)
+    assert isinstance(train.images, MappedImages) and train.images.shape == (120, 64, 64, 3)
     first = sorted((root / "train" / "a").iterdir())[0]
     with Image.open(first) as img:
         assert np.array_equal(train.images[0], np.asarray(img.convert("RGB")))
     assert "decoding train: 120/120 images" in capsys.readouterr().err
 
 
-def test_the_cli_refuses_in_one_line_before_training(tmp_path: Path) -> None:
+def test_a_cache_too_big_for_its_disk_is_refused_in_one_line_and_nothing_is_written(
+    tmp_path: Path, tmpfs: Callable[[str], Path]
+) -> None:
+    """A real small disk (1 MB tmpfs) for the cache; 24 images at 256x256 need 4.7 MB."""
+    cache = tmpfs("1m")
+    make_tree(tmp_path / "tree", ["a", "b"], per_class=6, size=(16, 16))
     out = tmp_path / "run"
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "trainable",
-            "train",
-            "--out",
-            str(out),
-            "--set",
-            "dataset.name=synthetic",
-            "--set",
-            "dataset.synthetic_train_size=1000",
+            *(sys.executable, "-m", "trainable", "train", "--out", str(out)),
+            *("--set", "dataset.name=imagefolder", "--set", f"dataset.root={tmp_path / 'tree'}"),
+            *("--set", "dataset.image_size=256"),
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "HPSEARCH_HOST_MEMORY_BYTES": "1000000"},
+        env={**os.environ, "HPSEARCH_CACHE": str(cache)},
     )
     assert proc.returncode == DataError.exit_code, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "of memory available" in lines[0], proc.stderr
-    assert not out.exists()  # nothing written
+    assert len(lines) == 1, proc.stderr
+    assert "decoding 24 images at 256x256 needs 4.7 MB of cache" in lines[0]
+    assert "HPSEARCH_CACHE" in lines[0]
+    assert not out.exists() and list((cache / "datasets").iterdir()) == []

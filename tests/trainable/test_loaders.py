@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from trainable.augment import crop_flip, draw_augment
 from trainable.config import AugmentConfig, LoaderConfig
 from trainable.data import ArrayDataset
 from trainable.loaders import (
     DeviceLoader,
-    crop_flip,
-    draw_augment,
     make_dataloader,
     train_steps,
 )
