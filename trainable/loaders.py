@@ -44,13 +44,16 @@ from trainable.mapped import MappedImages, gather
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def channel_stats(
-    images: np.ndarray | MappedImages, block: int = 1024
-) -> tuple[list[float], list[float]]:
+# Pixel values per block of `channel_stats` (64 MB as float64), whatever the image size.
+_STATS_BLOCK_VALUES = 8 * 1024 * 1024
+
+
+def channel_stats(images: np.ndarray | MappedImages) -> tuple[list[float], list[float]]:
     """Per-channel mean and std in [0, 1] units, computed on the training split a block of
     images at a time (a split larger than memory is read once, never held)."""
     total = np.zeros(3)
     squares = np.zeros(3)
+    block = max(1, _STATS_BLOCK_VALUES // int(np.prod(images.shape[1:])))
     for start in range(0, len(images), block):
         x = np.asarray(images[start : start + block], dtype=np.float64).reshape(-1, 3) / 255.0
         total += x.sum(axis=0)

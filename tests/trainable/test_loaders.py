@@ -8,13 +8,16 @@ it was flipped, which lets us compare the two pipelines' distributions, not just
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from trainable import loaders
 from trainable.augment import crop_flip, draw_augment
 from trainable.config import AugmentConfig, LoaderConfig
 from trainable.data import ArrayDataset
 from trainable.loaders import (
     DeviceLoader,
+    channel_stats,
     make_dataloader,
     train_steps,
 )
@@ -120,3 +123,14 @@ def test_both_loaders_have_the_train_steps_the_schedule_is_built_for() -> None:
         device = DeviceLoader(data, 64, torch.device("cpu"), MEAN, STD, train=True)
         classic = make_dataloader(data, 64, MEAN, STD, LoaderConfig(num_workers=0), train=True)
         assert len(device) == len(classic) == len(list(classic)) == train_steps(n, 64), n
+
+
+def test_channel_stats_by_blocks_equal_the_whole_split_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images = np.random.default_rng(0).integers(0, 256, (50, 6, 6, 3), dtype=np.uint8)
+    monkeypatch.setattr(loaders, "_STATS_BLOCK_VALUES", 7 * 6 * 6 * 3)  # 8 blocks, one ragged
+    mean, std = channel_stats(images)
+    x = images.reshape(-1, 3) / 255.0
+    assert np.allclose(mean, x.mean(axis=0), rtol=0, atol=1e-12)
+    assert np.allclose(std, x.std(axis=0), rtol=0, atol=1e-9)
