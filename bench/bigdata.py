@@ -11,7 +11,8 @@ trial workers) is sampled from /proc (`bench/memory.py`: private, file-mapped an
   loader  one epoch's batches (crop, flip, normalise; no model) of the device-resident and the
           streaming loader, on a subset both can hold and then on the whole training split:
           images/s (median of `--repeats` passes after a warm-up) and the peak private memory.
-  search  `python -m tuner run bench/specs/bigfolder.yaml` (subsets of the big folder), the code
+  search  `python -m tuner run bench/specs/bigfolder.yaml` (subsets of the folder, at
+          `--image-size`), the code
           in DIR and this checkout: wall time, time to the first trial's first epoch, peaks of
           the driver, of the trial workers and of the tree's summed private memory.
 The page cache is warm after the first decode (the machine has more memory than the cache).
@@ -31,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -142,12 +145,16 @@ def part_loader(root: Path, size: int, subset: int, repeats: int) -> dict[str, A
     return results
 
 
-def part_search(root: Path, codes: dict[str, Path]) -> dict[str, Any]:
+def part_search(root: Path, size: int, codes: dict[str, Path]) -> dict[str, Any]:
+    raw = yaml.safe_load(SPEC.read_text())
+    raw["base"]["dataset"]["image_size"] = size
     results = {}
     for name, code in codes.items():
         storage = Path(tempfile.mkdtemp(prefix="bigdata-search-"))
+        spec = storage / "bigfolder.yaml"
+        spec.write_text(yaml.safe_dump(raw))
         try:
-            cmd = [sys.executable, "-m", "tuner", "run", str(SPEC), "--data-root", str(root)]
+            cmd = [sys.executable, "-m", "tuner", "run", str(spec), "--data-root", str(root)]
             cmd += ["--storage-path", str(storage)]
             results[name] = run_sampled(cmd, code, {}, watch=storage)
         finally:
@@ -197,7 +204,7 @@ def main() -> None:
     if "loader" in parts:
         payload["loader"] = part_loader(args.data_root, args.image_size, args.subset, args.repeats)
     if "search" in parts:
-        payload["search"] = part_search(args.data_root, codes)
+        payload["search"] = part_search(args.data_root, args.image_size, codes)
     print(table(payload))
     print(f"wrote {write_json('bigdata', payload, args.json)}")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainable.datasize import decoded_bytes, require_disk
+from trainable.datasize import decoded_bytes, human, require_disk
 from trainable.errors import DataError
 
 _CACHE_VERSION = 1
@@ -73,7 +73,14 @@ def decode_folder(root: Path, image_size: int) -> DecodedFolder:
     key = _folder_key(root, samples, image_size)
     folder = DecodedFolder(root, image_size, key, classes)
     if not folder.ready():
-        require_disk(sum(len(v) for v in samples.values()), image_size, cache_dir())
+        count = sum(len(v) for v in samples.values())
+        require_disk(count, image_size, cache_dir())
+        print(
+            f"image folder {root}: {count:,} images, {human(decoded_bytes(count, image_size))} "
+            f"at {image_size}x{image_size}; decoding once to {cache_dir() / key}",
+            file=sys.stderr,
+            flush=True,
+        )
         with _locked(cache_dir() / f"{key}.lock"):  # a node's trials decode it once
             if not folder.ready():
                 _decode_to_cache(samples, classes, image_size, cache_dir() / key)

@@ -58,10 +58,14 @@ def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    # Ray's workers inherit the environment at start: the tests' decode cache (tests/conftest.py
+    # points every test at this folder), so trials map the caches the tests' drivers wrote.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HPSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         yield
     finally:
