@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SETS = [
@@ -25,13 +26,7 @@ TINY_SETS = [
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainable", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli("trainable", *args)
 
 
 def sets(*extra: str) -> list[str]:

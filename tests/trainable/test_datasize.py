@@ -4,8 +4,6 @@ test_stream; refused) and a decode that stays in constant memory whatever the fo
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import run_cli
 from tests.trainable.test_data import make_tree
 from trainable import data as data_mod
 from trainable import datasize
@@ -99,16 +98,10 @@ def test_a_cache_too_big_for_its_disk_is_refused_in_one_line_and_nothing_is_writ
     cache = tmpfs("1m")
     make_tree(tmp_path / "tree", ["a", "b"], per_class=6, size=(16, 16))
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "trainable", "train", "--out", str(out)),
-            *("--set", "dataset.name=imagefolder", "--set", f"dataset.root={tmp_path / 'tree'}"),
-            *("--set", "dataset.image_size=256"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_cli(
+        "trainable",
+        *("train", "--out", out, "--set", "dataset.name=imagefolder"),
+        *("--set", f"dataset.root={tmp_path / 'tree'}", "--set", "dataset.image_size=256"),
         env={**os.environ, "HPSEARCH_CACHE": str(cache)},
     )
     assert proc.returncode == DataError.exit_code, proc.stderr

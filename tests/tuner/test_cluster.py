@@ -20,6 +20,7 @@ import pytest
 import yaml
 from ray.cluster_utils import Cluster
 
+from tests.conftest import run_cli
 from tests.tuner.conftest import tiny_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,13 +46,7 @@ def write_spec(tmp_path: Path, name: str, storage: Path) -> Path:
 
 
 def tuner_cmd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+    return run_cli("tuner", *args, timeout=540)
 
 
 def alive_nodes(address: str) -> int:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from ray.tune import ExperimentAnalysis
 
+from tests.conftest import run_cli
 from tests.tuner.conftest import tiny_spec
 from trainable.errors import DeviceError, UserError
 from tuner import experiment
@@ -155,32 +156,13 @@ def test_best_config_is_retrained_tested_and_exported(
 
     best = yaml.safe_load((results_dir / "best_config.yaml").read_text())
     assert best["epochs"] == 3
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trainable",
-            "train",
-            "--config",
-            str(results_dir / "best_config.yaml"),
-            "--set",
-            "epochs=1",
-            "--out",
-            str(tmp_path / "prod"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_cli(
+        "trainable",
+        *("train", "--config", results_dir / "best_config.yaml"),
+        *("--set", "epochs=1", "--out", tmp_path / "prod"),
     )
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner", "export", str(results_dir), "--format", "json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("tuner", "export", results_dir, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((results_dir / "best_config.json").read_text()) == best
 
@@ -220,21 +202,9 @@ def test_gpu_request_without_gpus_fails_fast_and_writes_nothing(
 def test_cli_gpu_refusal_is_one_line(tmp_path: Path) -> None:
     # A separate process with its own Ray: the error must come before any trial is scheduled
     # (Ray alone would wait forever); the timeout turns a hang into a failure.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tuner",
-            "run",
-            "search_spaces/default.yaml",
-            "--storage-path",
-            str(tmp_path),
-            "--num-cpus",
-            "2",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        "tuner",
+        *("run", "search_spaces/default.yaml", "--storage-path", tmp_path, "--num-cpus", "2"),
         timeout=180,
     )
     import torch

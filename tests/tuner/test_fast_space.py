@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from tests.conftest import run_cli
 from trainable.config import build_config, deep_merge, read_yaml
 from trainable.engine import train
 from trainable.models import build_model
@@ -42,14 +41,7 @@ def test_fast_space_base_is_the_fastnet_recipe() -> None:
 
 
 def test_cli_validate_accepts_fast_space() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "tuner", "validate", str(FAST)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = run_cli("tuner", "validate", FAST)
     assert out.returncode == 0, out.stderr
     assert "ok" in out.stdout
 

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.conftest import run_cli
 from trainable.errors import ConfigError
 from tuner.spec import load_spec, validate_spec
 
@@ -150,26 +149,14 @@ def test_cli_validate_and_run_refuse_bad_files_without_writing(tmp_path: Path) -
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(with_("space/batch_size", {"type": "choice", "values": []})))
     for cmd in (["validate", bad], ["run", bad, "--storage-path", tmp_path / "results"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "tuner", *map(str, cmd)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_cli("tuner", *cmd)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
         assert "space.batch_size" in proc.stderr
     assert not (tmp_path / "results").exists()
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(GOOD))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner", "validate", str(good)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("tuner", "validate", good)
     assert proc.returncode == 0 and "ok (4 searched keys" in proc.stdout
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from tests.conftest import run_cli
 from tests.tuner.conftest import tiny_spec
 from trainable.errors import ConfigError
 from tuner.layout import ResultsDir
@@ -119,13 +118,7 @@ def test_missing_earlier_folder_exits_2_before_anything_is_written(tmp_path: Pat
     )
     spec_file = tmp_path / "new.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", str(spec_file)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("tuner", "run", spec_file)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == (
         f"error: searcher.warm_start_from: {tmp_path / 'nope'} does not exist; "
