@@ -77,24 +77,30 @@ class _PlannedLoader:
 
     def __init__(
         self,
-        n: int,
+        data: ArrayDataset,
         batch_size: int,
         device: torch.device,
         mean: list[float],
         std: list[float],
         *,
         train: bool,
-        augment: AugmentConfig | None,
-        channels_last: bool,
-        seed: int,
+        augment: AugmentConfig | None = None,
+        channels_last: bool = False,
+        seed: int = 0,
+        prefetch: int = 2,  # batches read ahead (the streaming loader only)
     ) -> None:
-        self.n, self.batch_size, self.device = n, batch_size, device
-        self.train, self.seed = train, seed
+        self.n, self.batch_size, self.device = len(data), batch_size, device
+        self.train, self.seed, self.prefetch = train, seed, prefetch
         self.augment = augment or AugmentConfig(crop_padding=0, hflip=False)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.epoch = 0
+        self._hold(data)
+
+    def _hold(self, data: ArrayDataset) -> None:
+        """Keep the split where this loader reads it from."""
+        raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -134,27 +140,11 @@ class DeviceLoader(_PlannedLoader):
     """Batches from a device-resident uint8 tensor: the batch loop never touches host memory
     (the epoch's order and draws reach the device in one copy at its start)."""
 
-    def __init__(
-        self,
-        data: ArrayDataset,
-        batch_size: int,
-        device: torch.device,
-        mean: list[float],
-        std: list[float],
-        *,
-        train: bool,
-        augment: AugmentConfig | None = None,
-        channels_last: bool = False,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            len(data), batch_size, device, mean, std,
-            train=train, augment=augment, channels_last=channels_last, seed=seed,
-        )  # fmt: skip
+    def _hold(self, data: ArrayDataset) -> None:
         # Kept as NHWC: on the CPU an in-memory (possibly read-only, object-store) array is
         # shared without a copy, and a permuted NHWC batch is already channels_last NCHW.
-        self.images = _shared_tensor(data.images).to(device)
-        self.labels = _shared_tensor(data.labels).to(device)
+        self.images = _shared_tensor(data.images).to(self.device)
+        self.labels = _shared_tensor(data.labels).to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
         order, draws = self._plan()
@@ -177,26 +167,9 @@ class StreamLoader(_PlannedLoader):
     buffers while the current one trains; each goes to the device in one non-blocking copy.
     """
 
-    def __init__(
-        self,
-        data: ArrayDataset,
-        batch_size: int,
-        device: torch.device,
-        mean: list[float],
-        std: list[float],
-        *,
-        train: bool,
-        augment: AugmentConfig | None = None,
-        channels_last: bool = False,
-        seed: int = 0,
-        prefetch: int = 2,
-    ) -> None:
-        super().__init__(
-            len(data), batch_size, device, mean, std,
-            train=train, augment=augment, channels_last=channels_last, seed=seed,
-        )  # fmt: skip
+    def _hold(self, data: ArrayDataset) -> None:
         self.images, self.labels = data.images, np.asarray(data.labels)
-        self.prefetch, self.pin = prefetch, device.type == "cuda"
+        self.pin = self.device.type == "cuda"
 
     def _read(self, idx: np.ndarray) -> Batch:
         rows = torch.empty(
@@ -312,12 +285,8 @@ def planned_loader(
                 flush=True,
             )
             kind = "stream"
-    if kind == "device":
-        return DeviceLoader(
-            data, batch, device, mean, std,
-            train=train, augment=augment, channels_last=channels_last, seed=config.seed,
-        )  # fmt: skip
-    return StreamLoader(
+    cls = DeviceLoader if kind == "device" else StreamLoader
+    return cls(
         data, batch, device, mean, std,
         train=train, augment=augment, channels_last=channels_last, seed=config.seed,
         prefetch=config.loader.prefetch_factor,

@@ -64,11 +64,9 @@ def test_stream_batches_equal_device_batches_in_evaluation() -> None:
 
 
 def test_streaming_from_the_decode_cache_reads_the_same_images(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_config: Callable[..., TrainConfig]
+    folder: dict[str, str], tiny_config: Callable[..., TrainConfig]
 ) -> None:
-    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
-    make_tree(tmp_path / "tree", ["a", "b"], per_class=20, size=(16, 16))
-    cfg = tiny_config(dataset={"name": "imagefolder", "root": str(tmp_path / "tree")})
+    cfg = tiny_config(dataset=folder)
     split = load_splits(cfg.dataset).train
     assert isinstance(split.images, MappedImages)
     in_memory = ArrayDataset(np.asarray(split.images), split.labels)
@@ -78,25 +76,31 @@ def test_streaming_from_the_decode_cache_reads_the_same_images(
     _assert_same(_epochs(a, 2), _epochs(b, 2))
 
 
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A 16x16 image folder of 3 classes x 24 images: its trainer dataset keys."""
+    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
+    make_tree(tmp_path / "tree", ["a", "b", "c"], per_class=24, size=(16, 16))
+    return {"name": "imagefolder", "root": str(tmp_path / "tree")}
+
+
 def test_device_kind_streams_a_split_too_big_for_memory_and_says_so(
-    tmp_path: Path,
+    folder: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tiny_config: Callable[..., TrainConfig],
 ) -> None:
-    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
-    make_tree(tmp_path / "tree", ["a", "b"], per_class=20, size=(16, 16))
-    cfg = tiny_config(dataset={"name": "imagefolder", "root": str(tmp_path / "tree")})
-    split = load_splits(cfg.dataset).train  # 32 images of 16x16: 24.6 KB
+    cfg = tiny_config(dataset=folder)
+    split = load_splits(cfg.dataset).train  # 57 of 72 images (5 per class held out) of 16x16: 43.8 KB
     capsys.readouterr()  # the decode's progress lines
     monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(10**6))
     assert isinstance(planned_loader(cfg, split, CPU, MEAN, STD, train=True), DeviceLoader)
     assert capsys.readouterr().err == ""
-    monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(40_000))  # half is 20 KB
+    monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(80_000))  # half is 40 KB
     assert isinstance(planned_loader(cfg, split, CPU, MEAN, STD, train=True), StreamLoader)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "training split: its images take 24.6 KB decoded" in lines[0]
-    assert "40.0 KB of memory available; streaming its batches" in lines[0]
+    assert len(lines) == 1 and "training split: its images take 43.8 KB decoded" in lines[0]
+    assert "80.0 KB of memory available; streaming its batches" in lines[0]
     # In-memory images are shared by the CPU device loader, never copied: no switch.
     small = ArrayDataset(np.asarray(split.images), split.labels)
     assert isinstance(planned_loader(cfg, small, CPU, MEAN, STD, train=True), DeviceLoader)
@@ -105,16 +109,13 @@ def test_device_kind_streams_a_split_too_big_for_memory_and_says_so(
 
 
 def test_a_streamed_training_run_equals_a_device_resident_one(
+    folder: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tiny_config: Callable[..., TrainConfig],
 ) -> None:
-    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
-    make_tree(tmp_path / "tree", ["a", "b", "c"], per_class=24, size=(16, 16))
-    cfg = tiny_config(
-        epochs=2, batch_size=16, dataset={"name": "imagefolder", "root": str(tmp_path / "tree")}
-    )
+    cfg = tiny_config(epochs=2, batch_size=16, dataset=folder)
     resident = train(cfg, tmp_path / "resident", report=lambda m, c: None)
     monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", "1000")
     streamed = train(cfg, tmp_path / "streamed", report=lambda m, c: None)
