@@ -168,7 +168,7 @@ def _decode_split(
 ) -> None:
     """Decode into a .npy file block by block: only one block is ever in memory. Plain writes,
     not a memory map: a written map's dirty pages count as the process's resident memory
-    (9.2 GB for a 10 GB cache, measured), where written file pages are only page cache."""
+    (9.0 GB for a 10.4 GB cache: BENCHMARKS.md), where written file pages are page cache."""
     shape = (len(paths), size, size, 3)
     block = max(1, _DECODE_BLOCK_BYTES // decoded_bytes(1, size))
     chunk = max(1, block // (4 * (os.cpu_count() or 1)))
