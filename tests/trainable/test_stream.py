@@ -91,7 +91,8 @@ def test_device_kind_streams_a_split_too_big_for_memory_and_says_so(
     tiny_config: Callable[..., TrainConfig],
 ) -> None:
     cfg = tiny_config(dataset=folder)
-    split = load_splits(cfg.dataset).train  # 57 of 72 images (5 per class held out) of 16x16: 43.8 KB
+    # 57 of the 72 images (5 per class held out for validation), 16x16: 43.8 KB decoded
+    split = load_splits(cfg.dataset).train
     capsys.readouterr()  # the decode's progress lines
     monkeypatch.setenv("HPSEARCH_HOST_MEMORY_BYTES", str(10**6))
     assert isinstance(planned_loader(cfg, split, CPU, MEAN, STD, train=True), DeviceLoader)
