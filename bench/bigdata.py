@@ -136,9 +136,7 @@ def part_loader(root: Path, size: int, subset: int, repeats: int) -> dict[str, A
     for n, reps in ((subset, repeats), (None, 1)):
         for kind in ("device", "stream"):
             cmd = [sys.executable, __file__, "--data-root", str(root), "--image-size", str(size)]
-            cmd += ["--child-loader", kind, "--repeats", str(reps)] + (
-                ["--subset", str(n)] if n else ["--subset", "0"]
-            )
+            cmd += ["--child-loader", kind, "--repeats", str(reps), "--subset", str(n or 0)]
             run = run_sampled(cmd, REPO, {})
             child = json.loads(run["tail"][-1]) if run["returncode"] == 0 else {}
             results[f"{kind}/{'subset' if n else 'all'}"] = run | child

@@ -1,5 +1,5 @@
 """How big a decoded dataset is, and whether it fits where it is going: checked before any
-work starts, so a set too large for memory stops in one line instead of dying halfway.
+work starts, so a set too large stops in one line, or is streamed, instead of dying halfway.
 
 Decoded images are uint8 (N, H, W, 3): N x H x W x 3 bytes. The places they go:
 - the decode cache on disk (written once, read memory-mapped),
@@ -18,7 +18,7 @@ from pathlib import Path
 from trainable.errors import DataError
 
 # The heap check leaves this share of the available memory to everything else (the model,
-# batches, evaluation, the interpreter): a set that would take more is refused up front.
+# batches, evaluation, the interpreter): a split that would take more is streamed instead.
 HEAP_SHARE = 0.5
 
 

@@ -30,6 +30,7 @@ from trainable.datasize import decoded_bytes, human, require_disk
 from trainable.errors import DataError
 
 _CACHE_VERSION = 1
+_META = "meta.json"  # written last: a cache folder without it is not (fully) decoded
 SPLITS = ("train", "test")
 # Images decoded per step of the cache writer: about this many bytes in flight, whatever the
 # set's size, so decoding runs in constant memory.
@@ -50,12 +51,17 @@ class DecodedFolder:
     key: str
     classes: tuple[str, ...]
 
+    @property
+    def directory(self) -> Path:
+        return cache_dir() / self.key
+
     def path(self, name: str) -> Path:
         """`name` is one of train_x, train_y, test_x, test_y."""
-        return cache_dir() / self.key / f"{name}.npy"
+        return self.directory / f"{name}.npy"
 
     def ready(self) -> bool:
-        return (cache_dir() / self.key / "meta.json").is_file()
+        """Decoded and published (`meta.json` is written last, then the folder renamed)."""
+        return (self.directory / _META).is_file()
 
     def provenance(self) -> str:
         text = f"image folder {self.root.resolve()}"
@@ -77,13 +83,13 @@ def decode_folder(root: Path, image_size: int) -> DecodedFolder:
         require_disk(count, image_size, cache_dir())
         print(
             f"image folder {root}: {count:,} images, {human(decoded_bytes(count, image_size))} "
-            f"at {image_size}x{image_size}; decoding once to {cache_dir() / key}",
+            f"at {image_size}x{image_size}; decoding once to {folder.directory}",
             file=sys.stderr,
             flush=True,
         )
-        with _locked(cache_dir() / f"{key}.lock"):  # a node's trials decode it once
+        with _locked(folder.directory.with_suffix(".lock")):  # a node's trials decode it once
             if not folder.ready():
-                _decode_to_cache(samples, classes, image_size, cache_dir() / key)
+                _decode_to_cache(samples, classes, image_size, folder.directory)
     return folder
 
 
@@ -152,12 +158,12 @@ def _decode_to_cache(
                     raise DataError(f"no images found in the '{split}' split of the image folder")
                 _decode_split(pool, split, [path for path, _ in items], image_size, tmp)
                 np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
-        (tmp / "meta.json").write_text(json.dumps({"classes": classes, "image_size": image_size}))
+        (tmp / _META).write_text(json.dumps({"classes": classes, "image_size": image_size}))
         # Atomic publish: a concurrent or interrupted run never sees a half-written cache.
         try:
             tmp.rename(where)
         except OSError:
-            if not (where / "meta.json").is_file():
+            if not (where / _META).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -39,8 +39,10 @@ def init_from_data(
     if layer is None:
         return
     device = layer.weight.device
-    # A copy: the images may be a read-only view (Ray's object store), which torch warns about.
-    x = torch.from_numpy(np.array(images[: cfg.whiten.images])).to(device)
+    # Copied only when read-only (a view of Ray's object store, which torch warns about): rows
+    # of a mapped cache arrive as a fresh array already.
+    x = torch.from_numpy(np.require(images[: cfg.whiten.images], requirements=["C", "W"]))
+    x = x.to(device)
     x = x.permute(0, 3, 1, 2).float() / 255
     m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device).view(1, -1, 1, 1)
