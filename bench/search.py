@@ -59,7 +59,7 @@ def main() -> None:
             )
             spec = validate_spec(spec_raw)
             outcome = experiment.run(spec, spec_raw, RayOptions())
-            trials = pd.read_parquet(experiment.results_dir_for(spec) / "trials.parquet")
+            trials = pd.read_parquet(experiment.results_dir_for(spec).path / "trials.parquet")
             concurrency = spec.max_concurrent_trials or 1
             ideal_s = trials["epoch_s"].sum() / concurrency
             rows.append(

@@ -121,10 +121,11 @@ def one_search(
 
 def retrain_test(spec: SearchSpec, params: dict[str, Any], out: Path, splits: Any) -> float:
     """The winner retrained from scratch for max_t epochs and tested once (production path)."""
+    from tuner.layout import ResultsDir
     from tuner.retrain import _retrain_one
 
     config = spec.retrain_config(params)
-    outcome = _retrain_one(config.to_dict(), str(out), splits, 0.0)
+    outcome = _retrain_one(config.to_dict(), ResultsDir(out), splits, 0.0)
     return float(outcome["test"]["accuracy"])
 
 

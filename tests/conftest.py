@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +125,84 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for disk in mounted:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@dataclass(frozen=True)
+class S3:
+    """A bucket of its own on the tests' S3 server, and the environment that reaches it (the
+    standard AWS variables, as a user would set them)."""
+
+    endpoint: str
+    bucket: str
+    env: dict[str, str]
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+    def keys(self, prefix: str = "") -> list[str]:
+        import pyarrow.fs
+
+        fs = pyarrow.fs.S3FileSystem(endpoint_override=self.endpoint, region="us-east-1")
+        where = f"{self.bucket}/{prefix}".rstrip("/")
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(where, recursive=True))
+        return sorted(
+            i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_s3_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """moto in server mode on 127.0.0.1 (a real S3 protocol endpoint, not a mock of our code)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(extra_env or {})},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("the moto S3 server did not start within 60 s")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    proc, endpoint = start_s3_server()
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata lookups on a laptop or CI
+}
+
+
+@pytest.fixture
+def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """A fresh bucket; this process and its children reach it through AWS_* variables."""
+    import pyarrow.fs
+
+    for key, value in {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    fs = pyarrow.fs.S3FileSystem(
+        endpoint_override=s3_server, region="us-east-1", allow_bucket_creation=True
+    )
+    fs.create_dir(bucket)
+    return S3(s3_server, bucket, dict(os.environ))

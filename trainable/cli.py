@@ -19,6 +19,7 @@ from trainable.vocab import Status
 TRAIN_EXAMPLES = """examples:
   python -m trainable train --config configs/cifar10_smallnet.yaml --data-root ../shared/datasets/cifar10-jpeg
   python -m trainable train --config best_config.yaml --set optimizer.lr=0.003 --set epochs=30 --test
+  python -m trainable train --config s3://bucket/searches/NAME/best_config.yaml --out results/prod
   python -m trainable train --out results/run1 --resume          # continue an interrupted run
 """
 EVAL_EXAMPLES = """examples:
@@ -39,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         "train", help="train a model from a YAML config", epilog=TRAIN_EXAMPLES, formatter_class=fmt
     )
     t.add_argument(
-        "--config", type=Path, help="YAML config (keys as in configs/*.yaml); defaults if omitted"
+        "--config",
+        help="YAML config (keys as in configs/*.yaml), a file or an object-store URI such as "
+        "s3://bucket/searches/NAME/best_config.yaml; defaults if omitted",
     )
     t.add_argument(
         "--set",

@@ -72,11 +72,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
+    """A YAML file, or an object in a bucket (`s3://...`: `trainable.storage`)."""
+    from trainable import storage
+
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        data = storage.read_bytes(path)
+    except (FileNotFoundError, IsADirectoryError) as err:
+        raise ConfigError(f"config file not found: {path} (pass an existing YAML file)") from err
+    if not storage.is_uri(path):
+        path = Path(path)
+    try:
+        return yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)
     except _DuplicateKey as err:
         line = f" at line {err.problem_mark.line + 1}" if err.problem_mark is not None else ""
         raise ConfigError(f"{path}: {err.problem}{line}; give each key once") from err

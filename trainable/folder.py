@@ -37,9 +37,14 @@ SPLITS = ("train", "test")
 _DECODE_BLOCK_BYTES = 64 * 1024 * 1024
 
 
+def cache_root() -> Path:
+    """This project's caches; outside the repo and outside (read-only) data folders."""
+    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))
+
+
 def cache_dir() -> Path:
-    """Decoded-dataset cache; outside the repo and outside (read-only) data folders."""
-    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch")) / "datasets"
+    """Decoded-dataset cache."""
+    return cache_root() / "datasets"
 
 
 @dataclass(frozen=True)

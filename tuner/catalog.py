@@ -31,6 +31,11 @@ class Experiment:
     path: Path
     spec: SearchSpec
     manifest: dict[str, Any]
+    where: str = ""  # how messages name it: the bucket URI, or the folder
+
+    def __post_init__(self) -> None:
+        if not self.where:
+            object.__setattr__(self, "where", str(self.path))
 
     @property
     def results(self) -> ResultsDir:
@@ -61,8 +66,9 @@ def is_experiment(path: Path) -> bool:
     return ResultsDir(path).is_experiment()
 
 
-def open_experiment(path: Path) -> Experiment:
-    """The experiment in `path`, or a one-line UserError saying what is wrong with the path."""
+def open_experiment(path: Path, where: str = "") -> Experiment:
+    """The experiment in `path`, or a one-line UserError saying what is wrong with the path;
+    `where` names it in messages when `path` is a bucket's working copy."""
     if not path.exists():
         raise UserError(f"{path} does not exist; pass a results folder (see: python -m tuner list)")
     if not path.is_dir():
@@ -79,7 +85,7 @@ def open_experiment(path: Path) -> Experiment:
         manifest = json.loads(files.manifest.read_text())
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: unreadable {_MARKERS}: {err}") from err
-    return Experiment(path.resolve(), spec, manifest)
+    return Experiment(path.resolve(), spec, manifest, where)
 
 
 def find_experiments(root: Path) -> list[Path]:
@@ -109,8 +115,8 @@ def trial_table(exp: Experiment) -> pd.DataFrame:
     path = exp.results.summary
     if not path.is_file():
         raise UserError(
-            f"{exp.path} has no {path.name} yet (status: {exp.status}); the tables are written "
-            f"when the search ends: finish it with 'python -m tuner resume {exp.path}'"
+            f"{exp.where} has no {path.name} yet (status: {exp.status}); the tables are written "
+            f"when the search ends: finish it with 'python -m tuner resume {exp.where}'"
         )
     summary = pd.read_csv(path, dtype={TRIAL_ID: str})
     best_col = f"best_{exp.metric}"
@@ -127,8 +133,8 @@ def read_rows(exp: Experiment) -> pd.DataFrame:
     path = exp.results.trials
     if not path.is_file():
         raise UserError(
-            f"{exp.path} has no {path.name} yet (status: {exp.status}); the tables are written "
-            f"when the search ends: finish it with 'python -m tuner resume {exp.path}'"
+            f"{exp.where} has no {path.name} yet (status: {exp.status}); the tables are written "
+            f"when the search ends: finish it with 'python -m tuner resume {exp.where}'"
         )
     rows = pd.read_parquet(path)
     if not rows.empty:
@@ -158,31 +164,39 @@ def overview(exp: Experiment) -> dict[str, str]:
     }
 
 
-def list_text(root: Path) -> str:
-    if not root.exists():
-        raise UserError(f"{root} does not exist; pass the folder your searches store results in")
-    if not root.is_dir():
-        raise UserError(f"{root} is a file; pass the folder your searches store results in")
-    found = find_experiments(root)
-    if not found:
-        return f"no experiments under {root} (a results folder holds {_MARKERS})"
+def list_text(root: Path | list[ResultsDir]) -> str:
+    """The experiments in a folder, or those a bucket listing fetched (`tuner.bucket.find`)."""
+    if isinstance(root, Path):
+        if not root.exists():
+            raise UserError(
+                f"{root} does not exist; pass the folder your searches store results in"
+            )
+        if not root.is_dir():
+            raise UserError(f"{root} is a file; pass the folder your searches store results in")
+        found = [ResultsDir(p) for p in find_experiments(root)]
+        if not found:
+            return f"no experiments under {root} (a results folder holds {_MARKERS})"
+    elif not root:
+        return f"no experiments there (a results folder holds {_MARKERS})"
+    else:
+        found = root
     records = []
-    for path in found:
+    for results in found:
         try:
-            record = overview(open_experiment(path))
+            record = overview(open_experiment(results.path, results.where))
         except UserError as err:  # one broken folder must not hide the others
-            record = {"name": path.name, "status": f"unreadable: {err}"}
-        record["path"] = str(path)
+            record = {"name": results.path.name, "status": f"unreadable: {err}"}
+        record["path"] = results.where
         records.append(record)
     # Experiments with different metrics share one table: best val_acc and val_loss columns.
     table = pd.DataFrame(records).fillna("-")
     return table.to_string(index=False)
 
 
-def show_text(path: Path, top: int = 5) -> str:
-    exp = open_experiment(path)
+def show_text(results: ResultsDir, top: int = 5) -> str:
+    exp = open_experiment(results.path, results.where)
     lines = [f"{k:>14}: {v}" for k, v in overview(exp).items()]
-    lines.append(f"{'results':>14}: {exp.path}")
+    lines.append(f"{'results':>14}: {exp.where}")
     provenance = exp.manifest.get("data_provenance")
     if provenance:
         lines.append(f"{'data':>14}: {provenance}")

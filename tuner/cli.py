@@ -10,6 +10,7 @@ from typing import Any
 
 from trainable.config import deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
+from trainable.storage import is_uri
 from tuner.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
 
@@ -17,10 +18,14 @@ EXAMPLES = {
     "run": """examples:
   python -m tuner run search_spaces/quick.yaml --data-root ../shared/datasets/cifar10-jpeg
   python -m tuner run search_spaces/default.yaml --address auto --storage-path /shared/results
+  python -m tuner run search_spaces/default.yaml --address auto --storage-path s3://bucket/searches
   python -m tuner run search_spaces/default.yaml --cpu      # same search without GPUs
 """,
     "validate": "examples:\n  python -m tuner validate search_spaces/default.yaml\n",
-    "resume": "examples:\n  python -m tuner resume results/cifar10-quick\n",
+    "resume": """examples:
+  python -m tuner resume results/cifar10-quick
+  python -m tuner resume s3://bucket/searches/cifar10-default
+""",
     "export": "examples:\n  python -m tuner export results/cifar10-quick --format json\n",
     "report": """examples:
   python -m tuner report results/cifar10-quick      # writes results/cifar10-quick/report/
@@ -29,6 +34,7 @@ EXAMPLES = {
     "list": """examples:
   python -m tuner list                 # experiments under results/
   python -m tuner list /shared/results
+  python -m tuner list s3://bucket/searches
 """,
     "show": "examples:\n  python -m tuner show results/cifar10-quick\n",
 }
@@ -72,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("spec", type=Path, help="search-space YAML (see search_spaces/)")
     r.add_argument("--data-root", help="where the dataset lives (overrides base.dataset.root)")
     r.add_argument(
-        "--storage-path", help="where the results folder goes (default: the file's storage_path)"
+        "--storage-path",
+        help="where the results folder goes: a folder or a bucket URI such as s3://bucket/prefix "
+        "(default: the file's storage_path)",
     )
     r.add_argument(
         "--cpu", action="store_true", help="run on CPUs only: no GPU per trial, device cpu"
@@ -84,22 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--data-root", help=argparse.SUPPRESS)
 
     rs = add("resume", "continue an interrupted search, keeping finished trials")
-    rs.add_argument("results_dir", type=Path)
+    rs.add_argument("results_dir", help="a results folder or its URI (s3://...)")
     ray_args(rs)
 
     e = add("export", "write the best config again (best_config.yaml or .json)")
-    e.add_argument("results_dir", type=Path)
+    e.add_argument("results_dir")
     e.add_argument("--format", choices=("yaml", "json"), default="yaml")
 
     rp = add("report", "write an HTML report with plots of a finished search (RESULTS_DIR/report/)")
-    rp.add_argument("results_dir", type=Path)
+    rp.add_argument("results_dir")
     rp.add_argument("--top", type=int, default=10, help="trials in the top-trials table")
 
     ls = add("list", "list the experiments in a results folder (and one level below)")
-    ls.add_argument("results_root", type=Path, nargs="?", default=Path("results"))
+    ls.add_argument("results_root", nargs="?", default="results")
 
     sh = add("show", "print one experiment's outcome, top trials and best config")
-    sh.add_argument("results_dir", type=Path)
+    sh.add_argument("results_dir")
     sh.add_argument("--top", type=int, default=5, help="trials to show")
     return p
 
@@ -133,38 +141,69 @@ def _ray_options(args: argparse.Namespace) -> Any:
 
 
 def _afterwards(args: argparse.Namespace) -> int:
-    """report, list and show: read a results folder, start nothing."""
-    from tuner import catalog
+    """export, report, list and show: read a results folder (from its bucket first, when it
+    is one), start nothing; what export and report write goes back to the bucket."""
+    from tuner import bucket, catalog
 
     if getattr(args, "top", 1) < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
-    if args.command == "report":
+    if args.command == "list":
+        root = args.results_root
+        print(catalog.list_text(bucket.find(root) if is_uri(root) else Path(root)))
+        return 0
+    results = bucket.results_at(args.results_dir)
+    if results.remote is not None:
+        bucket.fetch(results)
+    if args.command == "export":
+        from tuner.retrain import export_config, load_best_config
+
+        path = export_config(load_best_config(results), results, args.format)
+        written = [str(p.relative_to(results.path)) for p in (results.best_trainer_config, path)]
+    elif args.command == "report":
         from tuner.report import build
 
-        print(f"wrote {build(args.results_dir, top=args.top)}")
-    elif args.command == "list":
-        print(catalog.list_text(args.results_root))
+        path = build(results.path, top=args.top)
+        written = [results.report.name]
     else:
-        print(catalog.show_text(args.results_dir, top=args.top))
+        print(catalog.show_text(results, top=args.top))
+        return 0
+    bucket.publish(results, *written)
+    print(
+        f"wrote {results.where}/{path.relative_to(results.path)}"
+        if results.remote
+        else f"wrote {path}"
+    )
     return 0
 
 
-def _interrupted(err: KeyboardInterrupt, results_dir: Path | None) -> int:
+def _interrupted(err: KeyboardInterrupt, results: ResultsDir | None) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside Tune's own state save: every stage resumes from
     its files. `stopping.Stopped` carries the signal's reason and exit code."""
     reason = getattr(err, "reason", None) or "stopped by SIGINT"
     code = int(getattr(err, "exit_code", 130))
-    if results_dir is not None and results_dir.exists():
-        how = f"continue with: python -m tuner resume {results_dir}"
+    if results is not None and results.path.exists():
+        how = f"continue with: python -m tuner resume {results.where}"
     else:  # stopped before the results folder was made: nothing to resume
         how = "nothing was written yet: run the same command again"
     print(f"\ninterrupted ({reason}); {how}", file=sys.stderr)
     return code
 
 
+def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
+    where = results.where
+    best = f"{where}/{results.best_config().name}" if results.remote else results.best_config()
+    print(
+        f"\n{outcome['summary']}\n"
+        f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
+        f"± {outcome['test_accuracy_std']:.2%}\n"
+        f"results: {where}  (report: python -m tuner report {where})\n"
+        f"production training: python -m trainable train --config {best}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    results_dir: Path | None = None
+    results: ResultsDir | None = None
     try:
         if args.command == "validate":
             spec, _ = load(args.spec, args)
@@ -173,34 +212,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"max_t {spec.scheduler.max_t} epochs, {spec.resources.gpu:g} GPU per trial)"
             )
             return 0
-        if args.command == "export":
-            from tuner.retrain import export_config, load_best_config
-
-            results = ResultsDir(args.results_dir)
-            path = export_config(load_best_config(results), results, args.format)
-            print(f"wrote {path}")
-            return 0
-        if args.command in ("report", "list", "show"):
+        if args.command in ("export", "report", "list", "show"):
             return _afterwards(args)
-        from tuner import experiment
+        from tuner import bucket, experiment
 
         if args.command == "run":
             spec, raw = load(args.spec, args)
-            results_dir = experiment.results_dir_for(spec)
+            results = experiment.results_dir_for(spec)
             outcome = experiment.run(spec, raw, _ray_options(args))
         else:
-            results_dir = args.results_dir.resolve()
-            outcome = experiment.resume(results_dir, _ray_options(args))
-        print(
-            f"\n{outcome['summary']}\n"
-            f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
-            f"± {outcome['test_accuracy_std']:.2%}\n"
-            f"results: {results_dir}  (report: python -m tuner report {results_dir})\n"
-            f"production training: python -m trainable train --config {ResultsDir(results_dir).best_config()}"
-        )
+            results = bucket.results_at(args.results_dir)
+            outcome = experiment.resume(results, _ray_options(args))
+        _print_outcome(outcome, results)
         return 0
     except KeyboardInterrupt as err:  # a second signal, or one outside the search stage
-        return _interrupted(err, results_dir)
+        return _interrupted(err, results)
     except UserError as err:
         if args.debug:
             raise

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainable import storage
 from trainable.data import Splits
 from trainable.datasize import require_object_store
 from trainable.errors import DeviceError, UserError, storage_error
@@ -174,24 +175,28 @@ def check_resources(spec: SearchSpec) -> None:
 
 def _sees_marker(path: str, token: str) -> bool:
     try:
-        return Path(path).read_text() == token
-    except OSError:
+        return storage.read_bytes(path) == token.encode()
+    except (OSError, UserError):
         return False
 
 
-def check_shared_storage(storage_root: Path) -> None:
-    """On more than one node, every node must see `storage_root`: write a marker here and ask
-    one zero-CPU task pinned to each node to read it back."""
+def check_shared_storage(storage_root: str) -> None:
+    """On more than one node, every node must see `storage_root` (a folder, or a bucket URI
+    through the node's own credentials and endpoint): write a marker there and ask one
+    zero-CPU task pinned to each node to read it back."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = alive_nodes()
     if len(nodes) < 2:
         return
-    storage_root.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
-    marker = storage_root / f".hpsearch-storage-check-{token}"
-    marker.write_text(token)
+    marker = storage.join(storage_root, f".hpsearch-storage-check-{token}")
+    if storage.is_uri(storage_root):
+        storage.write_bytes(marker, token.encode())
+    else:
+        Path(storage_root).mkdir(parents=True, exist_ok=True)
+        Path(marker).write_text(token)
     try:
         probe = ray.remote(num_cpus=0)(_sees_marker)
         refs = {
@@ -202,12 +207,16 @@ def check_shared_storage(storage_root: Path) -> None:
         }
         blind = [where for where, ref in refs.items() if not ray.get(ref, timeout=120)]
     finally:
-        marker.unlink(missing_ok=True)
+        if storage.is_uri(marker):
+            storage.delete(marker)
+        else:
+            Path(marker).unlink(missing_ok=True)
     if blind:
         raise UserError(
             f"storage path {storage_root} is not visible from {len(blind)} of {len(nodes)} nodes "
             f"({', '.join(blind)}): on a multi-node cluster put results on a folder shared by "
-            "every node at the same path (e.g. NFS), via --storage-path"
+            "every node at the same path (e.g. NFS) or in a bucket every node can reach with "
+            "its credentials (s3://...), via --storage-path"
         )
 
 

@@ -18,18 +18,21 @@ from __future__ import annotations
 import json
 import os
 import pickletools
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trainable import atomic
+from trainable import atomic, storage
 from trainable.config import TrainConfig, read_yaml
 from trainable.data import load_splits
 from trainable.errors import Interrupted, StorageError, UserError, storage_error
+from tuner import bucket
 from tuner.cluster import (
     RayOptions,
     check_resources,
@@ -44,8 +47,8 @@ from tuner.stopping import StopState, StorageGuard, stop_signals, storage_messag
 from tuner.warm_start import WarmStart, load_warm_start
 
 
-def results_dir_for(spec: SearchSpec) -> Path:
-    return (Path(spec.storage_path).expanduser() / spec.name).resolve()
+def results_dir_for(spec: SearchSpec) -> ResultsDir:
+    return bucket.results_for(spec.storage_path, spec.name)
 
 
 def _no_world_writable_files() -> None:
@@ -56,12 +59,15 @@ def _no_world_writable_files() -> None:
 
 
 def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[str, Any]:
-    results = ResultsDir(results_dir_for(spec))
-    if results.path.exists():
+    results = results_dir_for(spec)
+    if results.remote is not None:
+        storage.check_bucket(results.remote)
+    if bucket.exists(results):
         raise UserError(
-            f"results folder {results.path} already exists; continue it with "
-            f"'python -m tuner resume {results.path}', or change 'name' or --storage-path"
+            f"results folder {results.where} already exists; continue it with "
+            f"'python -m tuner resume {results.where}', or change 'name' or --storage-path"
         )
+    bucket.discard(results)  # a working copy whose bucket copy is gone is stale
     warm = load_warm_start(spec)  # read and checked before Ray starts
     _no_world_writable_files()
     with ray_session(opts), stop_signals() as stop, _storage_errors(results):
@@ -74,33 +80,41 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
 
 def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str) -> None:
     """The results folder appears whole, with its spec and manifest (made beside it, then
-    renamed): a kill never leaves a folder that `run` refuses and `resume` cannot read."""
+    renamed): a kill never leaves a folder that `run` refuses and `resume` cannot read. In a
+    bucket the manifest is published after the spec, so the same holds there."""
     staging = ResultsDir(results.path.with_name(f".{results.path.name}.{os.getpid()}.tmp"))
     staging.path.mkdir(parents=True)
     atomic.write_text(staging.spec, yaml.safe_dump(spec_raw, sort_keys=False))
-    Manifest(staging.manifest).update(**provenance(spec_raw, data_provenance, results.path))
+    Manifest(staging.manifest).update(**provenance(spec_raw, data_provenance, results.where))
     staging.path.rename(results.path)
+    try:
+        bucket.publish(results)
+    except BaseException:
+        bucket.discard(results)
+        raise
 
 
-def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
-    results = ResultsDir(results_dir)
-    spec, spec_raw = _saved_spec(results)
+def resume(results: ResultsDir, opts: RayOptions) -> dict[str, Any]:
+    spec, spec_raw = _saved_spec(bucket.fetch(results))
     manifest = Manifest(results.manifest)
     if manifest.status == SearchStatus.FINISHED:
         raise UserError(
-            f"{results_dir} is a finished search: nothing to resume; see "
-            f"'python -m tuner show {results_dir}', or start a new run under another name"
+            f"{results.where} is a finished search: nothing to resume; see "
+            f"'python -m tuner show {results.where}', or start a new run under another name"
         )
     warm = None
     if not manifest.done("search"):
-        check_tune_state(results)
-        if not results.tune_state.is_file():  # the search starts afresh: seed its study again
+        with tempfile.TemporaryDirectory() as tmp:
+            tune_state = bucket.tune_state_copy(results, Path(tmp))
+            check_tune_state(tune_state)
+            fresh = not tune_state.tune_state.is_file()
+        if fresh:  # the search starts afresh: seed its study again
             warm = load_warm_start(spec)
     _no_world_writable_files()
     with ray_session(opts), stop_signals() as stop, _storage_errors(results):
         splits = _prepare(spec, results)
         if not manifest.read():  # damaged: its provenance is written again, stages found anew
-            manifest.update(**provenance(spec_raw, splits.provenance, results.path))
+            manifest.update(**provenance(spec_raw, splits.provenance, results.where))
         manifest.update(status=SearchStatus.RUNNING)
         return _stages(spec, results, splits, stop, warm)
 
@@ -108,7 +122,7 @@ def resume(results_dir: Path, opts: RayOptions) -> dict[str, Any]:
 def _saved_spec(results: ResultsDir) -> tuple[SearchSpec, dict[str, Any]]:
     if not results.spec.is_file():
         raise UserError(
-            f"{results.path} is not a search results folder (no {results.spec.name}); pass the "
+            f"{results.where} is not a search results folder (no {results.spec.name}); pass the "
             "folder 'tuner run' created"
         )
     spec_raw = read_yaml(results.spec)
@@ -155,13 +169,13 @@ def _storage_errors(results: ResultsDir) -> Iterator[None]:
             raise
         raise StorageError(
             f"{storage_message(full, results.path)}; the search's state is kept: free some "
-            f"space, then continue with 'python -m tuner resume {results.path}'"
+            f"space, then continue with 'python -m tuner resume {results.where}'"
         ) from err
 
 
 def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:
     check_resources(spec)
-    check_shared_storage(results.path.parent)
+    check_shared_storage(results.remote or str(results.path.parent))
     return load_splits(spec.base_config().dataset)  # decoded once, shared via the object store
 
 
@@ -177,6 +191,17 @@ def _stages(
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise
+    finally:
+        _publish_at_exit(results)
+
+
+def _publish_at_exit(results: ResultsDir) -> None:
+    """The working copy to the bucket however the run ends; if the bucket cannot take it, the
+    run's own error stays the one reported and the working copy keeps everything."""
+    try:
+        bucket.publish(results)
+    except UserError as err:
+        print(f"warning: {err}; the latest files stay in {results.path}", file=sys.stderr)
 
 
 def _run_stages(
@@ -187,8 +212,10 @@ def _run_stages(
     if not manifest.done("search"):
         grid, wall_s = _search_stage(search, manifest, stop)
         manifest.mark_done("search", wall_s=wall_s)
+        bucket.publish(results)
     if not manifest.done("tables"):
         manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
+        bucket.publish(results)
     best_config = spec.retrain_config(manifest.stage("tables")["best_params"])
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
     if not manifest.done("export"):
@@ -212,7 +239,7 @@ def _search_stage(search: Any, manifest: Manifest, stop: StopState) -> tuple[Any
         stop.in_search = False
     if stop.reason is not None:
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason)
-        resume_cmd = f"python -m tuner resume {search.results.path}"
+        resume_cmd = f"python -m tuner resume {search.results.where}"
         if stop.exit_code == StorageError.exit_code:
             raise StorageError(f"{stop.reason}; free some space, then continue with '{resume_cmd}'")
         raise Interrupted(
@@ -266,14 +293,21 @@ def _retrain_stage(
 
     configs = seed_configs(best_config, spec.retrain.seeds)
     todo = [c for c in configs if not manifest.done(f"retrain/seed-{c.seed}")]
-    record: Callable[[dict[str, Any]], None] = lambda outcome: manifest.mark_done(  # noqa: E731
-        f"retrain/seed-{outcome['seed']}", status=outcome["status"], out_dir=outcome["out_dir"]
-    )
+
+    def record(outcome: dict[str, Any]) -> None:
+        manifest.mark_done(
+            f"retrain/seed-{outcome['seed']}", status=outcome["status"], out_dir=outcome["out_dir"]
+        )
+        bucket.publish(results, "manifest.json")
+
     if todo:
         if spec.retrain.dataset:  # retraining on other subsets: decoded once more, shared alike
             data_ref = share_data(load_splits(best_config.dataset))
         retrain_seeds(todo, results, data_ref, spec.resources.cpus, spec.resources.gpu, record)
-    # Every seed's outcome from its own file: the ones done by an earlier process included.
+    # Every seed's outcome from its own file: the ones done by an earlier process (or, with
+    # a bucket, on another node) included.
+    for c in configs:
+        bucket.fetch_run(results, c.seed)
     return [
         json.loads(ResultsDir.run_outcome(results.retrain_run(c.seed)).read_text()) for c in configs
     ]

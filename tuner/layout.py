@@ -16,6 +16,9 @@
     best/config.yaml        the winner's trainer config
     best_config.yaml        the same, for `python -m trainable train --config`
     report/                 `tuner report`'s HTML and plots
+
+Results in an object store (`storage_path: s3://...`) keep the same layout under the URI;
+the driver works in a local copy of the project's own files (`tuner.bucket`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The files and folders this project writes at the top of a results folder; everything else
+# there is Ray Tune's. `best/runs/` (the retraining runs, with their checkpoints) is the only
+# large part.
+OWN_NAMES = (
+    "search_space.yaml",
+    "optuna_study.journal",
+    "trials.parquet",
+    "summary.csv",
+    "best",
+    "best_config.yaml",
+    "best_config.json",
+    "report",
+    "manifest.json",  # last: a copy holding it holds every file it records
+)
+RUNS = "best/runs/"
+
 
 @dataclass(frozen=True)
 class ResultsDir:
+    """`path` is the folder; when the results live in an object store, `remote` is their URI
+    and `path` the driver's working copy of the project's own files."""
+
     path: Path
+    remote: str | None = None
+
+    @property
+    def where(self) -> str:
+        """How messages name the results: the URI, or the folder."""
+        return self.remote or str(self.path)
+
+    @property
+    def tune_path(self) -> str:
+        """Ray Tune's experiment directory (a local path or a URI)."""
+        return self.remote or str(self.path)
+
+    @staticmethod
+    def owned(rel: str, runs: bool = True) -> bool:
+        """Whether `rel` (a path inside a results folder) is one of this project's files."""
+        return rel.split("/", 1)[0] in OWN_NAMES and (runs or not rel.startswith(RUNS))
 
     @property
     def spec(self) -> Path:

@@ -67,7 +67,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def provenance(spec_raw: dict[str, Any], data_provenance: str, results_dir: Path) -> dict[str, Any]:
+def provenance(
+    spec_raw: dict[str, Any], data_provenance: str, results_dir: str | Path
+) -> dict[str, Any]:
     """What the manifest says before the first trial: command, versions, hardware, data."""
     import ray
 

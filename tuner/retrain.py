@@ -32,20 +32,25 @@ from trainable.errors import UserError
 from trainable.evaluation import evaluate
 from trainable.metrics import write_metrics
 from trainable.vocab import REASON, Objective
+from tuner import bucket
 from tuner.cluster import user_errors_from_ray
 from tuner.layout import ResultsDir
 from tuner.limits import cap_gpu_memory
 
 
 def _retrain_one(
-    config_dict: dict[str, Any], out_dir: str, data: Splits, gpu_fraction: float
+    config_dict: dict[str, Any], results: ResultsDir, data: Splits, gpu_fraction: float
 ) -> dict[str, Any]:
-    """One seed, idempotent: a finished run returns its outcome, a killed one resumes."""
-    out = Path(out_dir)
+    """One seed, idempotent: a finished run returns its outcome, a killed one resumes. With a
+    bucket, the run folder is this node's working copy, published when the seed is done."""
+    config = build_config(config_dict)
+    if results.remote is not None:  # this node's own working copy of the same results
+        results = bucket.results_at(results.remote)
+        bucket.fetch_run(results, config.seed)
+    out = results.retrain_run(config.seed)
     done = ResultsDir.run_outcome(out)
     if done.is_file():
         return dict(json.loads(done.read_text()))
-    config = build_config(config_dict)
     if config.dataset.val_fraction == 0:  # a refit: the search's validation images train too
         data = data.without_validation()
     cap_gpu_memory(gpu_fraction)
@@ -61,7 +66,7 @@ def _retrain_one(
         "seed": config.seed,
         "status": str(result.status),
         REASON: result.reason,
-        "out_dir": out_dir,
+        "out_dir": str(out),
     }
     if result.best_checkpoint.exists():
         state = checkpoint.load(result.best_checkpoint)
@@ -70,6 +75,7 @@ def _retrain_one(
         )
         outcome |= {"best_val": result.best_metric, "monitor": result.monitor, "test": test}
     atomic.write_text(done, json.dumps(outcome, indent=2))
+    bucket.publish_run(results, config.seed)
     return outcome
 
 
@@ -87,9 +93,7 @@ def retrain_seeds(
 ) -> list[dict[str, Any]]:
     """Run every seed on Ray; `on_done(outcome)` as each one finishes (to record it)."""
     task = ray.remote(_retrain_one).options(num_cpus=cpus, num_gpus=gpu)
-    pending = [
-        task.remote(c.to_dict(), str(results.retrain_run(c.seed)), data_ref, gpu) for c in configs
-    ]
+    pending = [task.remote(c.to_dict(), results, data_ref, gpu) for c in configs]
     outcomes = []
     with user_errors_from_ray():
         while pending:
@@ -109,12 +113,13 @@ def export(
         reasons = "; ".join(f"seed {r['seed']}: {r['status']} ({r[REASON]})" for r in outcomes)
         raise UserError(
             f"every retraining run of the best config failed ({reasons}); the search's results "
-            f"are kept in {results.path}: lower the lr range or set retrain.epochs"
+            f"are kept in {results.where}: lower the lr range or set retrain.epochs"
         )
     chosen = _exported(ok)
     summary = _test_summary(ok, outcomes, chosen, best_config.epochs)
     summary["refit"] = best_config.dataset.val_fraction == 0
-    source = Path(chosen["out_dir"]) / "best" / checkpoint.FILENAME
+    # This machine's copy of the run (the outcome's out_dir may name another node's).
+    source = results.retrain_run(chosen["seed"]) / "best" / checkpoint.FILENAME
     with atomic.atomic_path(results.best_checkpoint) as tmp:
         shutil.copyfile(source, tmp)
     write_metrics(chosen["test"], results.test_metrics, f"test split, seed {chosen['seed']}")
@@ -170,7 +175,7 @@ def load_best_config(results: ResultsDir) -> TrainConfig:
     path = results.best_trainer_config
     if not path.is_file():
         raise UserError(
-            f"{results.path} has no {path.relative_to(results.path)} yet; finish the search first "
-            f"(python -m tuner resume {results.path})"
+            f"{results.where} has no {path.relative_to(results.path)} yet; finish the search "
+            f"first (python -m tuner resume {results.where})"
         )
     return build_config(yaml.safe_load(path.read_text()))

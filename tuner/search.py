@@ -15,6 +15,7 @@ from ray import tune
 from ray.tune import Callback, ResultGrid
 
 from trainable.checkpoint import SavePolicy
+from tuner import bucket
 from tuner.layout import ResultsDir
 from tuner.searcher import repair_journal
 from tuner.spec import SearchSpec
@@ -93,9 +94,9 @@ class SearchRun:
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         repair_journal(self.results)  # the study may have been cut mid-append by a kill
         callbacks = [*callbacks, ForgetDeletedCheckpoints()]
-        if self.results.tune_state.is_file():
+        if bucket.has_tune_state(self.results):
             tuner = tune.Tuner.restore(
-                str(self.results.path), trainable=self.trainable, resume_errored=True
+                self.results.tune_path, trainable=self.trainable, resume_errored=True
             )
             # Tune restores the RunConfig it pickled, callbacks included: those watched the
             # previous process's stop requests, so this process's replace them (Tune has no
@@ -108,7 +109,7 @@ class SearchRun:
 
     def results_grid(self) -> ResultGrid:
         """The finished search's results, read from Tune's state (no trial runs)."""
-        return tune.Tuner.restore(str(self.results.path), trainable=self.trainable).get_results()
+        return tune.Tuner.restore(self.results.tune_path, trainable=self.trainable).get_results()
 
     @staticmethod
     def params_of(trial_id: str, grid: ResultGrid) -> dict[str, Any]:
@@ -160,7 +161,7 @@ class SearchRun:
         )
         run_config = tune.RunConfig(
             name=spec.name,
-            storage_path=str(self.results.path.parent),
+            storage_path=self.results.tune_path.rsplit("/", 1)[0],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             progress_reporter=live_table(spec),

@@ -11,6 +11,7 @@ intermediate value (Optuna keeps the last one as the pruned trial's value).
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ class PruneAwareOptunaSearch(OptunaSearch):
         # Trials the study heard end before the driver stopped, though Tune's state (saved less
         # often than the journal is appended) still had them running: see on_trial_result.
         self._told_before_restore: set[str] = set()
+        # With results in a bucket: the journal to copy beside every state snapshot Tune
+        # uploads (see save_to_dir).
+        self.journal: Path | None = None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._told_before_restore:
@@ -75,6 +79,14 @@ class PruneAwareOptunaSearch(OptunaSearch):
         except Exception as exc:  # same tolerance as the parent (e.g. NaN values)
             log.warning(exc)
         self._completed_trials.add(trial_id)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Tune's state snapshot, plus (results in a bucket) a copy of the study journal: Tune
+        uploads the folder as one, so the bucket's journal is never behind the searcher state
+        that names its trials. Appends run on this same thread, so the copy is whole."""
+        super().save_to_dir(checkpoint_dir, session_str)
+        if self.journal is not None and self.journal.is_file():
+            shutil.copyfile(self.journal, Path(checkpoint_dir) / self.journal.name)
 
     def _finished_in_study(self, trial_id: str) -> bool:
         """Whether the study's storage (the journal, newer than Tune's saved state) holds this
@@ -130,6 +142,8 @@ def make_searcher(
         study_name=spec.name,
         storage=study_storage(results),
     )
+    if results.remote is not None:
+        searcher.journal = results.study
     if warm is not None:
         # Ray made the study in __init__ (space, metric and mode were given).
         assert searcher._ot_study is not None

@@ -38,7 +38,8 @@ from trainable.config import (
     one_line_error,
     read_yaml,
 )
-from trainable.errors import ConfigError
+from trainable.errors import ConfigError, UserError
+from trainable.storage import check_uri, is_uri
 from trainable.vocab import Mode, Objective, check_mode
 
 # \Z, not $: `$` also matches before a trailing newline.
@@ -199,13 +200,12 @@ class SearchSpec(StrictModel):
     @field_validator("storage_path")
     @classmethod
     def _check_storage(cls, path: str) -> str:
-        # Tune could write to s3:// itself, but the search's own files (Optuna journal, tables,
-        # retrained checkpoints) need a filesystem path; a URI would become a local folder.
-        if "://" in path:
-            raise ValueError(
-                f"storage_path {clip(repr(path), 60)} is a URI; object stores are not supported "
-                "yet: mount it (s3fs, gcsfuse) or use a folder shared by all nodes (NFS)"
-            )
+        # An object store (s3://) is checked for syntax only: validation touches no network.
+        if is_uri(path):
+            try:
+                return check_uri(path)
+            except UserError as err:
+                raise ValueError(str(err)) from err
         return path
 
     @field_validator("name")

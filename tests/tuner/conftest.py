@@ -86,4 +86,4 @@ def finished_search(
     raw = tiny_spec("tiny", str(root / "20260101-000000"))
     spec = validate_spec(raw)
     outcome = experiment.run(spec, raw, RayOptions())
-    return experiment.results_dir_for(spec), outcome
+    return experiment.results_dir_for(spec).path, outcome

@@ -23,6 +23,7 @@ from tests.tuner.conftest import tiny_spec
 from trainable.errors import DeviceError, UserError
 from tuner import experiment
 from tuner.cluster import RayOptions
+from tuner.layout import ResultsDir
 from tuner.searcher import load_study
 from tuner.spec import validate_spec
 
@@ -180,7 +181,7 @@ def test_resuming_a_finished_search_is_refused(finished: tuple[Path, dict[str, A
     results_dir, _ = finished
     before = (results_dir / "best" / "test_summary.json").read_bytes()
     with pytest.raises(UserError, match="is a finished search: nothing to resume"):
-        experiment.resume(results_dir, RayOptions())
+        experiment.resume(ResultsDir(results_dir), RayOptions())
     assert (results_dir / "best" / "test_summary.json").read_bytes() == before
 
 

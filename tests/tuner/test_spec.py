@@ -160,9 +160,23 @@ def test_cli_validate_and_run_refuse_bad_files_without_writing(tmp_path: Path) -
     assert proc.returncode == 0 and "ok (4 searched keys" in proc.stdout
 
 
-@pytest.mark.parametrize("uri", ["s3://bucket/results", "gs://b/r", "file:///tmp/results"])
-def test_object_store_uris_are_refused_not_turned_into_local_folders(uri: str) -> None:
-    with pytest.raises(ConfigError, match=r"storage_path .* is a URI.*mount it") as err:
+@pytest.mark.parametrize("uri", ["s3://my-bucket/results/", "gs://bucket-2/r", "s3://b.c.d"])
+def test_object_store_uris_are_accepted_without_touching_the_network(uri: str) -> None:
+    assert validate_spec(with_("storage_path", uri)).storage_path == uri.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("file:///tmp/results", "is not supported"),
+        ("ftp://host/x", "is not supported"),
+        ("s3://", "needs a bucket name"),
+        ("s3://Bad_Bucket/x", "needs a bucket name"),
+        ("s3://bucket/a/../b", "without '..'"),
+    ],
+)
+def test_bad_storage_uris_are_refused_in_one_line(uri: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=rf"storage_path.*{says}") as err:
         validate_spec(with_("storage_path", uri))
     assert "\n" not in str(err.value)
 

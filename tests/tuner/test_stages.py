@@ -117,7 +117,7 @@ def test_resume_redoes_nothing_recorded(ray_session: None, tmp_path: Path) -> No
     del stages["export"]
     manifest.update(stages=stages, status="interrupted")
     results.best_config().unlink()
-    experiment.resume(results.path, RayOptions())
+    experiment.resume(results, RayOptions())
     assert results.best_config().is_file() and manifest.status == "finished"
     assert seed_file.stat().st_mtime_ns == seed_mtime  # the seed was not retrained
 

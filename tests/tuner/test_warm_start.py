@@ -170,7 +170,7 @@ def test_gp_search_warm_started_from_a_finished_one(
     spec = validate_spec(raw)
     outcome = experiment.run(spec, raw, RayOptions())
 
-    results = ResultsDir(experiment.results_dir_for(spec))
+    results = experiment.results_dir_for(spec)
     study = optuna.load_study(study_name="warm", storage=study_storage(results))
     warm = [t for t in study.trials if "warm_start_number" in t.user_attrs]
     assert sorted(t.user_attrs["warm_start_number"] for t in warm) == sorted(t.number for t in told)
