@@ -145,9 +145,7 @@ class S3:
         fs = pyarrow.fs.S3FileSystem(endpoint_override=self.endpoint, region="us-east-1")
         where = f"{self.bucket}/{prefix}".rstrip("/")
         infos = fs.get_file_info(pyarrow.fs.FileSelector(where, recursive=True))
-        return sorted(
-            i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File
-        )
+        return sorted(i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File)
 
 
 def _free_port() -> int:

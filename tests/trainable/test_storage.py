@@ -85,8 +85,13 @@ def denying_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_denied_credentials_are_one_line_naming_the_fix(denying_server: str) -> None:
-    for call in (lambda: storage.check_bucket("s3://bucket/x"), lambda: storage.listing("s3://bucket/x")):
-        with pytest.raises(StorageError, match=r"access to s3://.* was denied; check the credentials"):
+    for call in (
+        lambda: storage.check_bucket("s3://bucket/x"),
+        lambda: storage.listing("s3://bucket/x"),
+    ):
+        with pytest.raises(
+            StorageError, match=r"access to s3://.* was denied; check the credentials"
+        ):
             call()
     with pytest.raises(StorageError) as err:
         storage.write_bytes("s3://bucket/x", b"1")
