@@ -144,7 +144,9 @@ class S3:
 
         fs = pyarrow.fs.S3FileSystem(endpoint_override=self.endpoint, region="us-east-1")
         where = f"{self.bucket}/{prefix}".rstrip("/")
-        infos = fs.get_file_info(pyarrow.fs.FileSelector(where, recursive=True))
+        infos = fs.get_file_info(
+            pyarrow.fs.FileSelector(where, recursive=True, allow_not_found=True)
+        )
         return sorted(i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File)
 
 

@@ -7,6 +7,8 @@ process, as a user's would, with the project shipped to workers through Ray's ru
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -20,8 +22,9 @@ import pytest
 import yaml
 from ray.cluster_utils import Cluster
 
-from tests.conftest import run_cli
+from tests.conftest import S3, run_cli
 from tests.tuner.conftest import tiny_spec
+from trainable.storage import read_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -36,8 +39,8 @@ def cluster() -> Iterator[Cluster]:
         head.shutdown()
 
 
-def write_spec(tmp_path: Path, name: str, storage: Path) -> Path:
-    raw = tiny_spec(name, str(storage), num_samples=4, max_concurrent_trials=2)
+def write_spec(tmp_path: Path, name: str, where: Path | str) -> Path:
+    raw = tiny_spec(name, str(where), num_samples=4, max_concurrent_trials=2)
     raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
     raw["retrain"] = {"seeds": 1}
     spec_file = tmp_path / f"{name}.yaml"
@@ -116,3 +119,63 @@ def test_node_local_storage_is_refused_before_anything_runs(
     assert last.startswith("error: storage path") and "not visible from 1 of 2 nodes" in last
     assert "Traceback" not in refused.stderr
     assert list(storage.iterdir()) == []  # no results folder, no probe marker left behind
+
+
+@contextlib.contextmanager
+def worker_node(address: str, env: dict[str, str]) -> Iterator[None]:
+    """A second node from `ray start --block` with its own environment (what another machine
+    would have), stopped by signal to its own process group, never by `ray stop`."""
+    ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus=1"]
+    worker = subprocess.Popen(
+        [*ray_start, f"--address={address}"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while alive_nodes(address) < 2:
+            assert time.monotonic() < deadline and worker.poll() is None, "worker never joined"
+            time.sleep(2)
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+
+
+def test_a_search_on_a_bucket_spreads_over_nodes_with_their_own_caches(
+    s3: S3, cluster: Cluster, tmp_path: Path
+) -> None:
+    """The second node has its own cache folder, as another machine would: its trials write
+    to the bucket, and a retraining seed it runs is published from its own working copy."""
+    spec_file = write_spec(tmp_path, "two-nodes-s3", s3.uri("searches"))
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["retrain"] = {"seeds": 2}
+    spec_file.write_text(yaml.safe_dump(raw))
+    with worker_node(cluster.address, {"HPSEARCH_CACHE": str(tmp_path / "other-machine")}):
+        done = tuner_cmd("run", str(spec_file), "--address", cluster.address)
+    assert done.returncode == 0, done.stderr[-3000:]
+    keys = s3.keys("searches/two-nodes-s3")
+    for seed in (0, 1):
+        assert f"best/runs/seed-{seed}/outcome.json" in keys
+    assert "best/checkpoint.pt" in keys and "best_config.yaml" in keys
+    rows = pd.read_parquet(io.BytesIO(read_bytes(s3.uri("searches/two-nodes-s3/trials.parquet"))))
+    assert rows["node_id"].nunique() == 2  # trials ran on both nodes
+    # A seed ran on the other node (one CPU each: the two seeds run side by side), in that
+    # node's working copy; the driver fetched it from the bucket to export.
+    other = list((tmp_path / "other-machine").glob("results/*/two-nodes-s3/best/runs/seed-*"))
+    assert len(other) == 1 and (other[0] / "outcome.json").is_file()
+
+
+def test_a_node_that_cannot_reach_the_bucket_is_named_before_anything_runs(
+    s3: S3, cluster: Cluster, tmp_path: Path
+) -> None:
+    with worker_node(cluster.address, {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}):
+        spec_file = write_spec(tmp_path, "blind", s3.uri("searches"))
+        refused = tuner_cmd("run", str(spec_file), "--address", cluster.address)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: storage path {s3.uri('searches', 'blind')} is not visible")
+    assert "from 1 of 2 nodes" in last and "Traceback" not in refused.stderr
+    assert s3.keys() == []  # no results, no probe marker left behind

@@ -1,0 +1,199 @@
+"""A search whose results live in a bucket, against a real S3 server (moto in server mode on
+127.0.0.1), driven through the command line as a user would: run, read back with show,
+report, list and export from another machine's point of view (no working copy), resume after
+the driver is killed, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.killing import _reap_group, start_run
+from tests.conftest import S3, run_cli
+from tests.tuner.conftest import tiny_spec
+from trainable import storage
+from tuner import bucket
+from tuner.layout import ResultsDir
+from tuner.searcher import make_searcher
+from tuner.spec import validate_spec
+
+OWN_OUTPUTS = [
+    "search_space.yaml",
+    "manifest.json",
+    "optuna_study.journal",
+    "trials.parquet",
+    "summary.csv",
+    "best/checkpoint.pt",
+    "best/test_summary.json",
+    "best/test_metrics/confusion_matrix.png",
+    "best/runs/seed-0/outcome.json",
+    "best_config.yaml",
+]
+
+
+def write_spec(tmp_path: Path, name: str, **overrides: object) -> Path:
+    raw = tiny_spec(name, "results", num_samples=4, **overrides)
+    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
+    raw["retrain"] = {"seeds": 1}
+    spec_file = tmp_path / f"{name}.yaml"
+    spec_file.write_text(yaml.safe_dump(raw))
+    return spec_file
+
+
+def tuner(*args: str | Path) -> tuple[int, str, str]:
+    done = run_cli("tuner", *args, timeout=540)
+    return done.returncode, done.stdout, done.stderr
+
+
+def no_working_copies() -> None:
+    """Forget this machine's copies: what follows reads only what the bucket holds."""
+    import shutil
+
+    shutil.rmtree(bucket.working_copy("s3://x/y").parents[1], ignore_errors=True)
+
+
+def manifest_in(s3: S3, *parts: str) -> dict[str, object]:
+    return dict(json.loads(storage.read_bytes(s3.uri(*parts, "manifest.json"))))
+
+
+@pytest.mark.slow
+def test_a_search_on_a_bucket_lands_there_and_reads_back_from_it(s3: S3, tmp_path: Path) -> None:
+    spec_file = write_spec(tmp_path, "on-s3")
+    code, out, err = tuner(
+        "run", spec_file, "--storage-path", s3.uri("searches"), "--num-cpus", "2", "--no-dashboard"
+    )
+    assert code == 0, err[-3000:]
+    assert f"results: {s3.uri('searches', 'on-s3')}" in out
+    keys = s3.keys("searches/on-s3")
+    assert [k for k in OWN_OUTPUTS if k not in keys] == []
+    assert "tuner.pkl" in keys  # Ray Tune's own state and trial folders went there too
+    assert len({k.split("/")[0] for k in keys if k.startswith("trial-")}) == 4
+    assert manifest_in(s3, "searches", "on-s3")["status"] == "finished"
+
+    no_working_copies()
+    code, out, err = tuner("show", s3.uri("searches", "on-s3"))
+    assert code == 0, err[-2000:]
+    assert "status: finished" in out and f"results: {s3.uri('searches', 'on-s3')}" in out
+    assert "best config (" in out
+    code, out, err = tuner("list", s3.uri("searches"))
+    assert code == 0 and "on-s3" in out and s3.uri("searches", "on-s3") in out, err[-2000:]
+    code, out, err = tuner("report", s3.uri("searches", "on-s3"))
+    assert code == 0, err[-2000:]
+    assert out.strip() == f"wrote {s3.uri('searches', 'on-s3', 'report', 'report.html')}"
+    assert "report/learning_curves.png" in s3.keys("searches/on-s3")
+    code, out, err = tuner("export", s3.uri("searches", "on-s3"), "--format", "json")
+    assert code == 0, err[-2000:]
+    exported = json.loads(storage.read_bytes(s3.uri("searches", "on-s3", "best_config.json")))
+
+    # Production training on another machine, from the exported config in the bucket.
+    prod = tmp_path / "prod"
+    config_uri = s3.uri("searches", "on-s3", "best_config.yaml")
+    done = run_cli("trainable", "train", "--config", config_uri, "--out", prod, "--set", "epochs=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    trained = yaml.safe_load((prod / "config.yaml").read_text())
+    assert trained["optimizer"]["lr"] == exported["optimizer"]["lr"]
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes_from_the_bucket_alone(s3: S3, tmp_path: Path) -> None:
+    """SIGKILL of the driver's process group once a trial has checkpointed into the bucket;
+    the working copy is then deleted (the resume runs as if on another machine)."""
+    spec_file = write_spec(tmp_path, "killed", storage_path=s3.uri("searches"))
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["base"]["dataset"]["synthetic_train_size"] = 1500  # epochs long enough to kill in
+    spec_file.write_text(yaml.safe_dump(raw))
+    proc = start_run(spec_file)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any("/checkpoint_" in k for k in s3.keys("searches/killed")):
+            break
+        time.sleep(0.5)
+    if proc.poll() is not None:
+        pytest.skip("the run ended before a trial checkpointed")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=120)
+    _reap_group(proc.pid)
+    assert manifest_in(s3, "searches", "killed")["status"] == "running"
+
+    no_working_copies()
+    code, _, err = tuner(
+        "resume", s3.uri("searches", "killed"), "--num-cpus", "2", "--no-dashboard"
+    )
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert manifest_in(s3, "searches", "killed")["status"] == "finished"
+    keys = s3.keys("searches/killed")
+    assert [k for k in OWN_OUTPUTS if k not in keys] == []
+    summary = storage.read_bytes(s3.uri("searches", "killed", "summary.csv")).decode()
+    assert len(summary.strip().splitlines()) == 1 + 4  # header + every trial
+
+
+def test_a_missing_bucket_is_refused_before_anything_starts(s3: S3, tmp_path: Path) -> None:
+    spec_file = write_spec(tmp_path, "nowhere")
+    code, _, err = tuner("run", spec_file, "--storage-path", "s3://no-such-bucket/searches")
+    assert code == 5, err[-2000:]
+    assert err.strip().splitlines() == [
+        "error: bucket 'no-such-bucket' does not exist; create it first or fix "
+        "s3://no-such-bucket/searches/nowhere"
+    ]
+    assert not bucket.working_copy("s3://no-such-bucket/searches/nowhere").exists()
+
+
+def test_existing_results_in_the_bucket_are_never_overwritten(s3: S3, tmp_path: Path) -> None:
+    storage.write_bytes(s3.uri("searches", "taken", "search_space.yaml"), b"name: taken\n")
+    spec_file = write_spec(tmp_path, "taken")
+    code, _, err = tuner("run", spec_file, "--storage-path", s3.uri("searches"))
+    assert code == 1
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: results folder {s3.uri('searches', 'taken')} already exists; continue it with"
+        )
+    )
+    assert s3.keys("searches/taken") == ["search_space.yaml"]
+
+
+@pytest.mark.parametrize("command", ["show", "resume", "report"])
+def test_a_uri_without_results_is_one_line(s3: S3, command: str) -> None:
+    code, _, err = tuner(command, s3.uri("searches", "nothing"))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"error: {s3.uri('searches', 'nothing')} holds no search results (no search_space.yaml "
+        "and manifest.json); see: python -m tuner list <bucket URI>"
+    ]
+
+
+def test_the_journal_travels_with_every_state_snapshot_tune_uploads(s3: S3, tmp_path: Path) -> None:
+    """With a bucket, the searcher copies the study journal beside its own state each time Tune
+    saves it (Tune uploads that folder as one): the bucket's journal is never behind."""
+    spec = validate_spec(tiny_spec("journal", s3.uri("searches")))
+    results = bucket.results_for(spec.storage_path, spec.name)
+    results.path.mkdir(parents=True)
+    searcher = make_searcher(spec, results)
+    searcher.suggest("t1")  # one trial: the journal now holds its creation
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    searcher.save_to_dir(str(staging), "s")
+    assert (staging / "optuna_study.journal").read_bytes() == results.study.read_bytes() != b""
+
+    (tmp_path / "local").mkdir()
+    local = make_searcher(spec, ResultsDir(tmp_path / "local"))
+    local.suggest("t1")
+    (staging / "local").mkdir()
+    local.save_to_dir(str(staging / "local"), "s")
+    assert not (staging / "local" / "optuna_study.journal").exists()  # local: Tune's own folder
+
+
+def test_working_copies_are_one_per_uri_and_own_files_are_named_once() -> None:
+    a, b = bucket.working_copy("s3://b1/x/run"), bucket.working_copy("s3://b2/x/run")
+    assert a != b and a.name == b.name == "run"
+    assert ResultsDir.owned("best/checkpoint.pt") and not ResultsDir.owned("trial-1/result.json")
+    assert ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt")
+    assert not ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt", runs=False)
