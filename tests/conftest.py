@@ -206,3 +206,17 @@ def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     )
     fs.create_dir(bucket)
     return S3(s3_server, bucket, dict(os.environ))
+
+
+@pytest.fixture
+def denying_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A second S3 server that checks credentials (moto's IAM enforcement from the first
+    request): the tests' keys are unknown to it, as stale or wrong keys would be."""
+    proc, endpoint = start_s3_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    for key, value in {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -40,12 +40,17 @@ def check_uri(uri: str) -> str:
             f"storage URI {shown} is not supported; use a local folder or one of "
             f"{', '.join(s + '://BUCKET/PREFIX' for s in SCHEMES[:2])} (also abfs://)"
         )
-    if not _BUCKET.match(match["bucket"]) or ".." in (match["key"] or "").split("/"):
+    if not _BUCKET.match(match["bucket"]) or _climbs(match["key"] or ""):
         raise UserError(
             f"storage URI {shown} needs a bucket name of 3-63 lowercase letters, digits, '.' "
-            "or '-' and a prefix without '..', e.g. s3://my-bucket/searches"
+            "or '-' and a prefix without '.' or '..' parts, e.g. s3://my-bucket/searches"
         )
     return uri.rstrip("/")
+
+
+def _climbs(key: str) -> bool:
+    """Whether a key has a '.' or '..' part: mapped onto a local folder, it would leave it."""
+    return bool({".", ".."} & set(key.split("/")))
 
 
 def join(uri: str, *parts: str) -> str:
@@ -177,6 +182,11 @@ def download(uri: str, local: Path) -> None:
             _download_file(fs, path, local)
             return
         for rel in listing(uri):
+            if _climbs(rel):  # an object store allows any key; a local path must stay inside
+                raise StorageError(
+                    f"object {clip(repr(rel), 80)} under {uri} would be written outside "
+                    f"{local}; remove or rename it in the bucket"
+                )
             _download_file(fs, f"{path}/{rel}", local / rel)
 
 

@@ -63,75 +63,66 @@ def manifest_in(s3: S3, *parts: str) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_a_search_on_a_bucket_lands_there_and_reads_back_from_it(s3: S3, tmp_path: Path) -> None:
-    spec_file = write_spec(tmp_path, "on-s3")
-    code, out, err = tuner(
-        "run", spec_file, "--storage-path", s3.uri("searches"), "--num-cpus", "2", "--no-dashboard"
-    )
+def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket(
+    s3: S3, tmp_path: Path
+) -> None:
+    """SIGKILL of the driver's process group once a trial has checkpointed into the bucket;
+    every working copy is then deleted before each step, so the resume and the read-backs run
+    as if on other machines, from what the bucket holds alone."""
+    where = s3.uri("searches", "on-s3")
+    kill_and_check_it_stopped(s3, write_spec(tmp_path, "on-s3", storage_path=s3.uri("searches")))
+
+    no_working_copies()
+    code, out, err = tuner("resume", where, "--num-cpus", "2", "--no-dashboard")
     assert code == 0, err[-3000:]
-    assert f"results: {s3.uri('searches', 'on-s3')}" in out
+    assert "Traceback" not in err and f"results: {where}" in out
     keys = s3.keys("searches/on-s3")
     assert [k for k in OWN_OUTPUTS if k not in keys] == []
     assert "tuner.pkl" in keys  # Ray Tune's own state and trial folders went there too
     assert len({k.split("/")[0] for k in keys if k.startswith("trial-")}) == 4
     assert manifest_in(s3, "searches", "on-s3")["status"] == "finished"
+    summary = storage.read_bytes(f"{where}/summary.csv").decode()
+    assert len(summary.strip().splitlines()) == 1 + 4  # header + every trial
 
     no_working_copies()
-    code, out, err = tuner("show", s3.uri("searches", "on-s3"))
+    code, out, err = tuner("show", where)
     assert code == 0, err[-2000:]
-    assert "status: finished" in out and f"results: {s3.uri('searches', 'on-s3')}" in out
-    assert "best config (" in out
+    assert "status: finished" in out and f"results: {where}" in out and "best config (" in out
     code, out, err = tuner("list", s3.uri("searches"))
-    assert code == 0 and "on-s3" in out and s3.uri("searches", "on-s3") in out, err[-2000:]
-    code, out, err = tuner("report", s3.uri("searches", "on-s3"))
+    assert code == 0 and "on-s3" in out and where in out, err[-2000:]
+    code, out, err = tuner("report", where)
     assert code == 0, err[-2000:]
-    assert out.strip() == f"wrote {s3.uri('searches', 'on-s3', 'report', 'report.html')}"
+    assert out.strip() == f"wrote {where}/report/report.html"
     assert "report/learning_curves.png" in s3.keys("searches/on-s3")
-    code, out, err = tuner("export", s3.uri("searches", "on-s3"), "--format", "json")
+    code, out, err = tuner("export", where, "--format", "json")
     assert code == 0, err[-2000:]
-    exported = json.loads(storage.read_bytes(s3.uri("searches", "on-s3", "best_config.json")))
+    exported = json.loads(storage.read_bytes(f"{where}/best_config.json"))
 
     # Production training on another machine, from the exported config in the bucket.
     prod = tmp_path / "prod"
-    config_uri = s3.uri("searches", "on-s3", "best_config.yaml")
+    config_uri = f"{where}/best_config.yaml"
     done = run_cli("trainable", "train", "--config", config_uri, "--out", prod, "--set", "epochs=1")
     assert done.returncode == 0, done.stderr[-2000:]
     trained = yaml.safe_load((prod / "config.yaml").read_text())
     assert trained["optimizer"]["lr"] == exported["optimizer"]["lr"]
 
 
-@pytest.mark.slow
-def test_a_killed_driver_resumes_from_the_bucket_alone(s3: S3, tmp_path: Path) -> None:
-    """SIGKILL of the driver's process group once a trial has checkpointed into the bucket;
-    the working copy is then deleted (the resume runs as if on another machine)."""
-    spec_file = write_spec(tmp_path, "killed", storage_path=s3.uri("searches"))
+def kill_and_check_it_stopped(s3: S3, spec_file: Path) -> None:
     raw = yaml.safe_load(spec_file.read_text())
     raw["base"]["dataset"]["synthetic_train_size"] = 1500  # epochs long enough to kill in
     spec_file.write_text(yaml.safe_dump(raw))
+    prefix = f"searches/{raw['name']}"
     proc = start_run(spec_file)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
-        if any("/checkpoint_" in k for k in s3.keys("searches/killed")):
+        if any("/checkpoint_" in k for k in s3.keys(prefix)):
             break
         time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.skip("the run ended before a trial checkpointed")
+    assert proc.poll() is None, "the run ended before a trial checkpointed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=120)
     _reap_group(proc.pid)
-    assert manifest_in(s3, "searches", "killed")["status"] == "running"
-
-    no_working_copies()
-    code, _, err = tuner(
-        "resume", s3.uri("searches", "killed"), "--num-cpus", "2", "--no-dashboard"
-    )
-    assert code == 0, err[-3000:]
-    assert "Traceback" not in err
-    assert manifest_in(s3, "searches", "killed")["status"] == "finished"
-    keys = s3.keys("searches/killed")
-    assert [k for k in OWN_OUTPUTS if k not in keys] == []
-    summary = storage.read_bytes(s3.uri("searches", "killed", "summary.csv")).decode()
-    assert len(summary.strip().splitlines()) == 1 + 4  # header + every trial
+    assert manifest_in(s3, *prefix.split("/"))["status"] == "running"
 
 
 def test_a_missing_bucket_is_refused_before_anything_starts(s3: S3, tmp_path: Path) -> None:
@@ -197,3 +188,16 @@ def test_working_copies_are_one_per_uri_and_own_files_are_named_once() -> None:
     assert ResultsDir.owned("best/checkpoint.pt") and not ResultsDir.owned("trial-1/result.json")
     assert ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt")
     assert not ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt", runs=False)
+
+
+def test_denied_credentials_are_refused_before_anything_starts(
+    denying_server: str, tmp_path: Path
+) -> None:
+    spec_file = write_spec(tmp_path, "denied")
+    code, _, err = tuner("run", spec_file, "--storage-path", "s3://some-bucket/searches")
+    assert code == 5, err[-2000:]
+    assert err.strip().splitlines() == [
+        "error: access to s3://some-bucket/searches/denied was denied; check the credentials "
+        "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials) and the bucket's policy"
+    ]
+    assert not bucket.working_copy("s3://some-bucket/searches/denied").exists()

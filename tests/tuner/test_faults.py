@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -131,76 +129,6 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(
         assert raw_epochs(trial_dir) == [1, 2, 3, 4], trial_dir.name
     rows = pd.read_parquet(results_dir / "trials.parquet")
     assert not rows.duplicated(subset=["trial_id", "epoch"]).any()
-
-
-def terminated_trials(results_dir: Path) -> set[str]:
-    """Trials Tune's own saved state records as finished."""
-    done: set[str] = set()
-    for state_file in results_dir.glob("experiment_state-*.json"):
-        try:
-            state = json.loads(state_file.read_text())
-        except ValueError:  # being rewritten right now
-            continue
-        for trial_json, _ in state["trial_data"]:
-            trial = json.loads(trial_json)
-            if trial["status"] == "TERMINATED":
-                done.add(trial["trial_id"])
-    return done
-
-
-def val_accs(results_dir: Path, trial_id: str) -> list[float]:
-    lines = (results_dir / f"trial-{trial_id}" / "result.json").read_text().splitlines()
-    return [json.loads(x)["val_acc"] for x in lines if x.strip()]
-
-
-@pytest.mark.slow
-def test_driver_killed_with_sigkill_then_resume_finishes(tmp_path: Path) -> None:
-    raw = tiny_spec("killed-driver", str(tmp_path), num_samples=6)
-    raw["base"] = {
-        **raw["base"],
-        "dataset": {**raw["base"]["dataset"], "synthetic_train_size": 3000},
-    }
-    raw["scheduler"] = {**FIFO, "max_t": 3}
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(raw))
-    results_dir = tmp_path / "killed-driver"
-    cmd = [sys.executable, "-m", "tuner"]
-    # Its own session, so the kill can take the driver and the local Ray it started, as a
-    # crashed machine would, without touching any other Ray on this host.
-    driver = subprocess.Popen(
-        [*cmd, "run", str(spec_file), "--num-cpus", "2", "--no-dashboard"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not terminated_trials(results_dir) and time.monotonic() < deadline:
-        assert driver.poll() is None, "the search ended before it could be killed"
-        time.sleep(0.5)
-    finished = terminated_trials(results_dir)
-    assert finished, "no trial finished within the deadline"
-    before = {t: val_accs(results_dir, t) for t in finished}
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=30)
-    if len(finished) == raw["num_samples"]:
-        pytest.skip("every trial had finished before the kill")
-    assert not (results_dir / "best").exists()
-
-    done = subprocess.run(
-        [*cmd, "resume", str(results_dir), "--num-cpus", "2", "--no-dashboard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = pd.read_csv(results_dir / "summary.csv")
-    assert len(summary) == raw["num_samples"] and (summary["status"] == "completed").all()
-    for trial_id, accs in before.items():
-        assert val_accs(results_dir, trial_id) == accs  # kept as it was, not rerun
-    assert (results_dir / "best_config.yaml").is_file()
-    assert json.loads((results_dir / "manifest.json").read_text())["status"] == "finished"
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

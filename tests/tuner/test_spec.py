@@ -172,7 +172,8 @@ def test_object_store_uris_are_accepted_without_touching_the_network(uri: str) -
         ("ftp://host/x", "is not supported"),
         ("s3://", "needs a bucket name"),
         ("s3://Bad_Bucket/x", "needs a bucket name"),
-        ("s3://bucket/a/../b", "without '..'"),
+        ("s3://bucket/a/../b", "without '.' or '..' parts"),
+        ("s3://bucket/./b", "without '.' or '..' parts"),
     ],
 )
 def test_bad_storage_uris_are_refused_in_one_line(uri: str, says: str) -> None:
