@@ -59,13 +59,19 @@ def exists(results: ResultsDir) -> bool:
 
 def publish(results: ResultsDir, *names: str) -> None:
     """Copy the working copy's own files (or only `names`) to the bucket, the manifest last;
-    nothing to do for local results."""
+    nothing to do for local results. The retraining runs are left out: each seed publishes
+    its own run when it finishes (`publish_run`), from the node that ran it."""
     if results.remote is None:
         return
     for name in names or OWN_NAMES:
         local = results.path / name
-        if local.exists():
-            storage.upload(local, storage.join(results.remote, name))
+        if not local.exists():
+            continue
+        # A folder goes up part by part, so that best/runs/ can be left out.
+        for part in sorted(local.iterdir()) if local.is_dir() else [local]:
+            if part != results.best / "runs":
+                rel = str(part.relative_to(results.path))
+                storage.upload(part, storage.join(results.remote, rel))
 
 
 def fetch(results: ResultsDir, *, runs: bool = False) -> ResultsDir:

@@ -85,8 +85,9 @@ class PruneAwareOptunaSearch(OptunaSearch):
         uploads the folder as one, so the bucket's journal is never behind the searcher state
         that names its trials. Appends run on this same thread, so the copy is whole."""
         super().save_to_dir(checkpoint_dir, session_str)
-        if self.journal is not None and self.journal.is_file():
-            shutil.copyfile(self.journal, Path(checkpoint_dir) / self.journal.name)
+        journal = getattr(self, "journal", None)  # None in a searcher pickled before it existed
+        if journal is not None and journal.is_file():
+            shutil.copyfile(journal, Path(checkpoint_dir) / journal.name)
 
     def _finished_in_study(self, trial_id: str) -> bool:
         """Whether the study's storage (the journal, newer than Tune's saved state) holds this
