@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import S3, S3_CREDENTIALS, run_cli
+from tests.conftest import S3, S3_CREDENTIALS
 from trainable import storage
 from trainable.config import read_yaml
 from trainable.errors import ConfigError, StorageError
@@ -47,19 +47,6 @@ def test_a_config_is_read_from_the_bucket(s3: S3) -> None:
     assert read_yaml(s3.uri("cfg.yaml")) == {"epochs": 3}
     with pytest.raises(ConfigError, match=r"config file not found: s3://.*/missing.yaml"):
         read_yaml(s3.uri("missing.yaml"))
-
-
-def test_production_training_starts_from_a_config_in_the_bucket(s3: S3, tmp_path: Path) -> None:
-    from tests.conftest import TINY
-
-    storage.write_bytes(s3.uri("best_config.yaml"), yaml.safe_dump(TINY | {"epochs": 1}).encode())
-    out = tmp_path / "prod"
-    done = run_cli(
-        "trainable", "train", "--config", s3.uri("best_config.yaml"), "--out", out, env=s3.env
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / "best" / "checkpoint.pt").is_file()
-    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 1
 
 
 def test_a_missing_bucket_is_one_line(s3: S3) -> None:

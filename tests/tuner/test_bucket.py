@@ -19,6 +19,7 @@ from tests.conftest import S3, run_cli
 from tests.tuner.conftest import tiny_spec
 from trainable import storage
 from tuner import bucket
+from tuner.cli import main as tuner_main
 from tuner.layout import ResultsDir
 from tuner.searcher import make_searcher
 from tuner.spec import validate_spec
@@ -64,7 +65,7 @@ def manifest_in(s3: S3, *parts: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket(
-    s3: S3, tmp_path: Path
+    s3: S3, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SIGKILL of the driver's process group once a trial has checkpointed into the bucket;
     every working copy is then deleted before each step, so the resume and the read-backs run
@@ -84,18 +85,21 @@ def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket
     summary = storage.read_bytes(f"{where}/summary.csv").decode()
     assert len(summary.strip().splitlines()) == 1 + 4  # header + every trial
 
-    no_working_copies()
-    code, out, err = tuner("show", where)
-    assert code == 0, err[-2000:]
+    # The commands that read results, in this process (they start no Ray).
+    def read_back(*args: str) -> str:
+        no_working_copies()
+        code = tuner_main(list(args))
+        out, err = capsys.readouterr()
+        assert code == 0, err[-2000:]
+        return out
+
+    out = read_back("show", where)
     assert "status: finished" in out and f"results: {where}" in out and "best config (" in out
-    code, out, err = tuner("list", s3.uri("searches"))
-    assert code == 0 and "on-s3" in out and where in out, err[-2000:]
-    code, out, err = tuner("report", where)
-    assert code == 0, err[-2000:]
-    assert out.strip() == f"wrote {where}/report/report.html"
+    out = read_back("list", s3.uri("searches"))
+    assert "on-s3" in out and where in out
+    assert read_back("report", where).strip() == f"wrote {where}/report/report.html"
     assert "report/learning_curves.png" in s3.keys("searches/on-s3")
-    code, out, err = tuner("export", where, "--format", "json")
-    assert code == 0, err[-2000:]
+    read_back("export", where, "--format", "json")
     exported = json.loads(storage.read_bytes(f"{where}/best_config.json"))
 
     # Production training on another machine, from the exported config in the bucket.
@@ -152,10 +156,11 @@ def test_existing_results_in_the_bucket_are_never_overwritten(s3: S3, tmp_path: 
 
 
 @pytest.mark.parametrize("command", ["show", "resume", "report"])
-def test_a_uri_without_results_is_one_line(s3: S3, command: str) -> None:
-    code, _, err = tuner(command, s3.uri("searches", "nothing"))
-    assert code == 1
-    assert err.strip().splitlines() == [
+def test_a_uri_without_results_is_one_line(
+    s3: S3, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tuner_main([command, s3.uri("searches", "nothing")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
         f"error: {s3.uri('searches', 'nothing')} holds no search results (no search_space.yaml "
         "and manifest.json); see: python -m tuner list <bucket URI>"
     ]
