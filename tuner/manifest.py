@@ -92,7 +92,16 @@ def provenance(
         "results_dir": str(results_dir),
         "packages": {
             p: version(p)
-            for p in ("hpsearch", "torch", "torchvision", "ray", "optuna", "pandas", "pyarrow", "numpy")
+            for p in (
+                "hpsearch",
+                "torch",
+                "torchvision",
+                "ray",
+                "optuna",
+                "pandas",
+                "pyarrow",
+                "numpy",
+            )
         },
         "git_commit": commit.stdout.strip() or None,
         "hardware": {
