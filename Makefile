@@ -17,9 +17,7 @@ $(VENV)/.ready:
 	# .ready is written last, so an interrupted install is redone from scratch next time.
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	# --no-compile: a cold install took 1 min 49 s instead of 2 min 42 s (this 2-core CPU); only
-	# the modules a run imports get compiled, on first import.
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
 # The main job: a real search on a CIFAR-10 subset, sized for a CPU; a fresh results folder per run.
