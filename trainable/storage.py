@@ -136,14 +136,24 @@ def read_bytes(location: str | Path) -> bytes:
             return bytes(stream.read())
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """One object, whole: an object store makes a PUT visible only once it is complete."""
+def write_bytes(location: str, data: bytes) -> None:
+    """A small file, or one object, whole: an object store makes a PUT visible only once it is
+    complete (a local file is written in place: for markers, not results)."""
+    if not is_uri(location):
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        Path(location).write_bytes(data)
+        return
+    uri = location
     fs, path = filesystem(uri)
     with store_errors(uri), fs.open_output_stream(path) as stream:
         stream.write(data)
 
 
-def delete(uri: str) -> None:
+def delete(location: str) -> None:
+    if not is_uri(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    uri = location
     fs, path = filesystem(uri)
     with store_errors(uri), contextlib.suppress(FileNotFoundError):
         fs.delete_file(path)

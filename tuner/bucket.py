@@ -1,7 +1,7 @@
 """A search whose results live in an object store (`storage_path: s3://bucket/prefix`).
 
 Ray Tune writes its own part (experiment state, trial folders and checkpoints) straight to
-the bucket through `pyarrow.fs`. The project's own files (`tuner.layout.OWN_NAMES`) need
+the bucket through `pyarrow.fs`. The project's own files (`ResultsDir.own_files`) need
 local semantics: the Optuna journal is appended under a file lock, tables and checkpoints are
 written atomically by rename. The driver therefore works in a local copy of them,
 `$HPSEARCH_CACHE/results/<hash of the URI>/<name>/`, and publishes it to the bucket:
@@ -27,7 +27,7 @@ from pathlib import Path
 from trainable import storage
 from trainable.errors import UserError
 from trainable.folder import cache_root
-from tuner.layout import OWN_NAMES, ResultsDir
+from tuner.layout import ResultsDir
 
 
 def working_copy(remote: str) -> Path:
@@ -63,15 +63,13 @@ def publish(results: ResultsDir, *names: str) -> None:
     its own run when it finishes (`publish_run`), from the node that ran it."""
     if results.remote is None:
         return
-    for name in names or OWN_NAMES:
-        local = results.path / name
+    for local in [results.path / n for n in names] or results.own_files():
         if not local.exists():
             continue
         # A folder goes up part by part, so that best/runs/ can be left out.
         for part in sorted(local.iterdir()) if local.is_dir() else [local]:
-            if part != results.best / "runs":
-                rel = str(part.relative_to(results.path))
-                storage.upload(part, storage.join(results.remote, rel))
+            if part != results.runs:
+                storage.upload(part, results.remote_of(part))
 
 
 def fetch(results: ResultsDir, *, runs: bool = False) -> ResultsDir:
@@ -79,8 +77,8 @@ def fetch(results: ResultsDir, *, runs: bool = False) -> ResultsDir:
     `runs`); a UserError if the URI holds no search results."""
     if results.remote is None:
         return results
-    files = [rel for rel in storage.listing(results.remote) if ResultsDir.owned(rel, runs)]
-    if not {"search_space.yaml", "manifest.json"} <= set(files):
+    files = [rel for rel in storage.listing(results.remote) if results.owned(rel, runs)]
+    if not {results.spec.name, results.manifest.name} <= set(files):
         raise UserError(
             f"{results.remote} holds no search results (no search_space.yaml and "
             "manifest.json); see: python -m tuner list <bucket URI>"
@@ -95,21 +93,19 @@ def fetch_run(results: ResultsDir, seed: int) -> None:
     run = results.retrain_run(seed)
     if results.remote is None or ResultsDir.run_outcome(run).is_file():
         return
-    remote = storage.join(results.remote, str(run.relative_to(results.path)))
-    if storage.exists(storage.join(remote, "outcome.json")):
-        storage.download(remote, run)
+    if storage.exists(results.remote_of(ResultsDir.run_outcome(run))):
+        storage.download(results.remote_of(run), run)
 
 
 def publish_run(results: ResultsDir, seed: int) -> None:
-    run = results.retrain_run(seed)
     if results.remote is not None:
-        storage.upload(run, storage.join(results.remote, str(run.relative_to(results.path))))
+        storage.upload(results.retrain_run(seed), results.remote_of(results.retrain_run(seed)))
 
 
 def has_tune_state(results: ResultsDir) -> bool:
     if results.remote is None:
         return results.tune_state.is_file()
-    return storage.exists(storage.join(results.remote, results.tune_state.name))
+    return storage.exists(results.remote_of(results.tune_state))
 
 
 def tune_state_copy(results: ResultsDir, into: Path) -> ResultsDir:

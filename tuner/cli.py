@@ -151,9 +151,7 @@ def _afterwards(args: argparse.Namespace) -> int:
         root = args.results_root
         print(catalog.list_text(bucket.find(root) if is_uri(root) else Path(root)))
         return 0
-    results = bucket.results_at(args.results_dir)
-    if results.remote is not None:
-        bucket.fetch(results)
+    results = bucket.fetch(bucket.results_at(args.results_dir))  # a bucket's, refreshed
     if args.command == "export":
         from tuner.retrain import export_config, load_best_config
 

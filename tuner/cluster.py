@@ -192,11 +192,7 @@ def check_shared_storage(storage_root: str) -> None:
         return
     token = uuid.uuid4().hex
     marker = storage.join(storage_root, f".hpsearch-storage-check-{token}")
-    if storage.is_uri(storage_root):
-        storage.write_bytes(marker, token.encode())
-    else:
-        Path(storage_root).mkdir(parents=True, exist_ok=True)
-        Path(marker).write_text(token)
+    storage.write_bytes(marker, token.encode())
     try:
         probe = ray.remote(num_cpus=0)(_sees_marker)
         refs = {
@@ -207,10 +203,7 @@ def check_shared_storage(storage_root: str) -> None:
         }
         blind = [where for where, ref in refs.items() if not ray.get(ref, timeout=120)]
     finally:
-        if storage.is_uri(marker):
-            storage.delete(marker)
-        else:
-            Path(marker).unlink(missing_ok=True)
+        storage.delete(marker)
     if blind:
         raise UserError(
             f"storage path {storage_root} is not visible from {len(blind)} of {len(nodes)} nodes "

@@ -26,22 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# The files and folders this project writes at the top of a results folder; everything else
-# there is Ray Tune's. `best/runs/` (the retraining runs, with their checkpoints) is the only
-# large part.
-OWN_NAMES = (
-    "search_space.yaml",
-    "optuna_study.journal",
-    "trials.parquet",
-    "summary.csv",
-    "best",
-    "best_config.yaml",
-    "best_config.json",
-    "report",
-    "manifest.json",  # last: a copy holding it holds every file it records
-)
-RUNS = "best/runs/"
-
 
 @dataclass(frozen=True)
 class ResultsDir:
@@ -53,18 +37,29 @@ class ResultsDir:
 
     @property
     def where(self) -> str:
-        """How messages name the results: the URI, or the folder."""
+        """Where the results live (the URI, or the folder): how messages name them, and Ray
+        Tune's experiment directory."""
         return self.remote or str(self.path)
 
-    @property
-    def tune_path(self) -> str:
-        """Ray Tune's experiment directory (a local path or a URI)."""
-        return self.remote or str(self.path)
+    def remote_of(self, local: Path) -> str:
+        """The URI of a file or folder of the working copy (results in a bucket only)."""
+        if self.remote is None:
+            raise ValueError(f"{self.path} is not a bucket's working copy")
+        return "/".join([self.remote, local.relative_to(self.path).as_posix()])
 
-    @staticmethod
-    def owned(rel: str, runs: bool = True) -> bool:
-        """Whether `rel` (a path inside a results folder) is one of this project's files."""
-        return rel.split("/", 1)[0] in OWN_NAMES and (runs or not rel.startswith(RUNS))
+    def own_files(self) -> list[Path]:
+        """The files and folders this project writes at the top of the folder (everything else
+        there is Ray Tune's), the manifest last: a copy holding it holds every file it records.
+        `runs` (inside `best`) is the only large part."""
+        own = [self.spec, self.study, self.trials, self.summary, self.best, self.report]
+        return [*own, self.best_config("yaml"), self.best_config("json"), self.manifest]
+
+    def owned(self, rel: str, runs: bool = True) -> bool:
+        """Whether `rel` (a path inside the folder) is one of this project's files; with
+        `runs=False`, not one of the retraining runs."""
+        in_runs = (self.path / rel).is_relative_to(self.runs)
+        top = rel.split("/", 1)[0]
+        return top in {p.name for p in self.own_files()} and (runs or not in_runs)
 
     @property
     def spec(self) -> Path:
@@ -97,8 +92,12 @@ class ResultsDir:
     def best(self) -> Path:
         return self.path / "best"
 
+    @property
+    def runs(self) -> Path:
+        return self.best / "runs"
+
     def retrain_run(self, seed: int) -> Path:
-        return self.best / "runs" / f"seed-{seed}"
+        return self.runs / f"seed-{seed}"
 
     @staticmethod
     def run_outcome(run_dir: Path) -> Path:

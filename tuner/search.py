@@ -96,7 +96,7 @@ class SearchRun:
         callbacks = [*callbacks, ForgetDeletedCheckpoints()]
         if bucket.has_tune_state(self.results):
             tuner = tune.Tuner.restore(
-                self.results.tune_path, trainable=self.trainable, resume_errored=True
+                self.results.where, trainable=self.trainable, resume_errored=True
             )
             # Tune restores the RunConfig it pickled, callbacks included: those watched the
             # previous process's stop requests, so this process's replace them (Tune has no
@@ -109,7 +109,7 @@ class SearchRun:
 
     def results_grid(self) -> ResultGrid:
         """The finished search's results, read from Tune's state (no trial runs)."""
-        return tune.Tuner.restore(self.results.tune_path, trainable=self.trainable).get_results()
+        return tune.Tuner.restore(self.results.where, trainable=self.trainable).get_results()
 
     @staticmethod
     def params_of(trial_id: str, grid: ResultGrid) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class SearchRun:
         )
         run_config = tune.RunConfig(
             name=spec.name,
-            storage_path=self.results.tune_path.rsplit("/", 1)[0],
+            storage_path=self.results.where.rsplit("/", 1)[0],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             progress_reporter=live_table(spec),

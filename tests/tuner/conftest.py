@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 TINY_BASE: dict[str, Any] = {
     "dataset": {
@@ -55,6 +56,17 @@ def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def write_spec(tmp_path: Path, name: str, storage: Path | str = "results") -> Path:
+    """`<tmp_path>/<name>.yaml`: 4 trials of 2 epochs each (FIFO), one retraining seed; the
+    short end-to-end search the cluster and bucket tests run through the CLI."""
+    raw = tiny_spec(name, str(storage), num_samples=4)
+    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
+    raw["retrain"] = {"seeds": 1}
+    spec_file = tmp_path / f"{name}.yaml"
+    spec_file.write_text(yaml.safe_dump(raw))
+    return spec_file
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import yaml
 
 from bench.killing import _reap_group, start_run
 from tests.conftest import S3, run_cli
-from tests.tuner.conftest import tiny_spec
+from tests.tuner.conftest import tiny_spec, write_spec
 from trainable import storage
 from tuner import bucket
 from tuner.cli import main as tuner_main
@@ -36,15 +36,6 @@ OWN_OUTPUTS = [
     "best/runs/seed-0/outcome.json",
     "best_config.yaml",
 ]
-
-
-def write_spec(tmp_path: Path, name: str, **overrides: object) -> Path:
-    raw = tiny_spec(name, "results", num_samples=4, **overrides)
-    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
-    raw["retrain"] = {"seeds": 1}
-    spec_file = tmp_path / f"{name}.yaml"
-    spec_file.write_text(yaml.safe_dump(raw))
-    return spec_file
 
 
 def tuner(*args: str | Path) -> tuple[int, str, str]:
@@ -71,7 +62,7 @@ def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket
     every working copy is then deleted before each step, so the resume and the read-backs run
     as if on other machines, from what the bucket holds alone."""
     where = s3.uri("searches", "on-s3")
-    kill_and_check_it_stopped(s3, write_spec(tmp_path, "on-s3", storage_path=s3.uri("searches")))
+    kill_and_check_it_stopped(s3, write_spec(tmp_path, "on-s3", s3.uri("searches")))
 
     no_working_copies()
     code, out, err = tuner("resume", where, "--num-cpus", "2", "--no-dashboard")
@@ -190,9 +181,10 @@ def test_the_journal_travels_with_every_state_snapshot_tune_uploads(s3: S3, tmp_
 def test_working_copies_are_one_per_uri_and_own_files_are_named_once() -> None:
     a, b = bucket.working_copy("s3://b1/x/run"), bucket.working_copy("s3://b2/x/run")
     assert a != b and a.name == b.name == "run"
-    assert ResultsDir.owned("best/checkpoint.pt") and not ResultsDir.owned("trial-1/result.json")
-    assert ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt")
-    assert not ResultsDir.owned("best/runs/seed-0/last/checkpoint.pt", runs=False)
+    results = ResultsDir(Path("/results/run"))
+    assert results.owned("best/checkpoint.pt") and not results.owned("trial-1/result.json")
+    assert results.owned("best/runs/seed-0/last/checkpoint.pt")
+    assert not results.owned("best/runs/seed-0/last/checkpoint.pt", runs=False)
 
 
 def test_denied_credentials_are_refused_before_anything_starts(

@@ -23,7 +23,7 @@ import yaml
 from ray.cluster_utils import Cluster
 
 from tests.conftest import S3, run_cli
-from tests.tuner.conftest import tiny_spec
+from tests.tuner.conftest import write_spec
 from trainable.storage import read_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,15 +37,6 @@ def cluster() -> Iterator[Cluster]:
         yield head
     finally:
         head.shutdown()
-
-
-def write_spec(tmp_path: Path, name: str, where: Path | str) -> Path:
-    raw = tiny_spec(name, str(where), num_samples=4, max_concurrent_trials=2)
-    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 2}
-    raw["retrain"] = {"seeds": 1}
-    spec_file = tmp_path / f"{name}.yaml"
-    spec_file.write_text(yaml.safe_dump(raw))
-    return spec_file
 
 
 def tuner_cmd(*args: str) -> subprocess.CompletedProcess[str]:
