@@ -90,11 +90,14 @@ def train(
     resume_from: str | Path | None = None,
     hooks: TrainHooks | None = None,
     save_policy: checkpoint.SavePolicy | None = None,
+    evaluate_best: bool = True,
 ) -> TrainResult:
     """Train `config`, writing config, checkpoints and validation metrics under `out_dir`.
 
     `hooks` (for benchmarks) wraps each epoch's phases and sees its training statistics;
-    `save_policy` says when to write checkpoints (default: every epoch)."""
+    `save_policy` says when to write checkpoints (default: every epoch); `evaluate_best=False`
+    skips the best epoch's per-class validation metrics (a search's trials: nothing reads them,
+    and they cost a validation pass and a plot after every finished trial)."""
     out_dir = Path(out_dir)
     if resume_from is None and (out_dir / "last" / checkpoint.FILENAME).exists():
         raise UserError(
@@ -109,6 +112,7 @@ def train(
     with backend_flags(config, runtime):
         run = _setup(config, runtime, splits, out_dir, report, hooks or TrainHooks())
         run.save_policy = save_policy or checkpoint.SavePolicy()
+        run.evaluate_best = evaluate_best
         start = _resume(run, resume_from) if resume_from is not None else 1
         # Written once a resume has accepted the config: a refused one leaves the run's own.
         atomic.write_text(out_dir / "config.yaml", config.to_yaml())
@@ -141,6 +145,7 @@ class _Run:
     save_policy: checkpoint.SavePolicy = field(default_factory=checkpoint.SavePolicy)
     saved_at: float = field(default_factory=time.perf_counter)  # the last checkpoint write
     pending_best: dict[str, Any] | None = None  # an improvement not written yet
+    evaluate_best: bool = True  # per-class validation metrics of the best epoch at the end
 
 
 def _setup(
@@ -342,7 +347,7 @@ def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
 
 def _final_evaluation(run: _Run, result: TrainResult) -> None:
     """The best epoch's weights, evaluated on the validation split into per-class metrics."""
-    if not result.best_checkpoint.exists() or run.val_batches is None:
+    if not run.evaluate_best or not result.best_checkpoint.exists() or run.val_batches is None:
         return
     best = checkpoint.load(result.best_checkpoint, map_location=run.rt.device)
     run.net.load_state_dict(best["model"])

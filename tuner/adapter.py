@@ -12,6 +12,7 @@ not an error, so Tune does not retry it, and Optuna is told the trial failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import tempfile
@@ -62,19 +63,23 @@ def trial_function(
             tune.report(metrics | node, checkpoint=saved)
 
         try:
+            # No per-class validation metrics at a trial's end: the search ranks trials by the
+            # reported metric and scores only the retrained winner per class.
+            fit = functools.partial(
+                train,
+                config,
+                out,
+                report=report,
+                data=data,
+                save_policy=save_policy,
+                evaluate_best=False,
+            )
             checkpoint = tune.get_checkpoint()
             if checkpoint is None:
-                result = train(config, out, report=report, data=data, save_policy=save_policy)
+                result = fit()
             else:
                 with checkpoint.as_directory() as restored:
-                    result = train(
-                        config,
-                        out,
-                        report=report,
-                        data=data,
-                        resume_from=Path(restored),
-                        save_policy=save_policy,
-                    )
+                    result = fit(resume_from=Path(restored))
         except Exception as err:
             if is_out_of_memory(err):
                 raise out_of_memory(err, memory_mb, gpu_fraction) from None

@@ -39,6 +39,14 @@ def test_learns_synthetic_data_well_above_chance(tiny_config: TinyConfig, tmp_pa
     assert (tmp_path / "config.yaml").read_text() == tiny_config(epochs=4).to_yaml()
 
 
+def test_evaluate_best_false_skips_the_per_class_validation_metrics(
+    tiny_config: TinyConfig, tmp_path: Path
+) -> None:
+    result = train(tiny_config(epochs=1), tmp_path, report=lambda *_: None, evaluate_best=False)
+    assert result.best_checkpoint.exists() and result.val_metrics is None
+    assert not (tmp_path / "val_metrics").exists()
+
+
 def test_checkpoint_holds_full_state_and_loads_weights_only(
     tiny_config: TinyConfig, tmp_path: Path
 ) -> None:

@@ -29,6 +29,10 @@ def test_refit_retrains_on_every_training_image_and_exports_the_first_seed(
     raw["retrain"] = {"seeds": 2, "refit": True, "dataset": {"train_subset": None}}
     experiment.run(validate_spec(raw), raw, RayOptions())
     results = ResultsDir(tmp_path / "refit")
+    # Trials run to their end (FIFO) but skip the per-class validation metrics: nothing reads them.
+    attempts = list(results.path.glob("trial-*/attempt-*"))
+    assert len(attempts) == 2 and all((a / "best").is_dir() for a in attempts)
+    assert not any((a / "val_metrics").exists() for a in attempts)
     summary = json.loads(results.test_summary.read_text())
     assert summary["refit"] is True and summary["exported_seed"] == 0
     assert summary["exported_seed_val"] is None  # no validation score to choose by
