@@ -5,11 +5,14 @@ PYTHON ?= python3
 REQ_HASH := $(shell cat requirements.txt | sha256sum | cut -c1-16)
 VENV ?= $(HOME)/.cache/hpsearch/venv-$(REQ_HASH)
 PY := $(VENV)/bin/python
+# MLflow's tracking server for the tests, in its own environment (see requirements-mlflow-server.txt).
+MLFLOW_SERVER_HASH := $(shell cat requirements-mlflow-server.txt | sha256sum | cut -c1-16)
+MLFLOW_SERVER_VENV ?= $(HOME)/.cache/hpsearch/mlflow-server-$(MLFLOW_SERVER_HASH)
 # The lossy JPEG copy of CIFAR-10 shipped beside this repo when present, else ./data.
 DATA_ROOT ?= $(if $(wildcard ../shared/datasets/cifar10-jpeg/train),../shared/datasets/cifar10-jpeg,data)
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv run train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
+.PHONY: venv mlflow-server run train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
 venv: $(VENV)/.ready
 
 # No file prerequisite: the path is keyed by the requirements' hash (a fresh clone's mtimes are new).
@@ -18,6 +21,14 @@ $(VENV)/.ready:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+mlflow-server: $(MLFLOW_SERVER_VENV)/.ready
+
+$(MLFLOW_SERVER_VENV)/.ready:
+	rm -rf $(MLFLOW_SERVER_VENV)
+	$(PYTHON) -m venv $(MLFLOW_SERVER_VENV)
+	$(MLFLOW_SERVER_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow-server.txt
 	touch $@
 
 # The main job: a real search on a CIFAR-10 subset, sized for a CPU; a fresh results folder per run.
@@ -33,8 +44,8 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint
-	$(PY) -m pytest
+test: lint mlflow-server
+	HPSEARCH_MLFLOW_SERVER=$(MLFLOW_SERVER_VENV)/bin/mlflow $(PY) -m pytest
 
 bench-loader: venv
 	$(PY) bench/loader.py --data-root $(DATA_ROOT)

@@ -220,3 +220,53 @@ def denying_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _default_mlflow_server() -> str:
+    """Where `make mlflow-server` puts it (the Makefile's path, keyed by the pin file's hash)."""
+    import hashlib
+
+    pins = (REPO / "requirements-mlflow-server.txt").read_bytes()
+    digest = hashlib.sha256(pins).hexdigest()[:16]
+    return str(Path.home() / ".cache" / "hpsearch" / f"mlflow-server-{digest}" / "bin" / "mlflow")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """MLflow's own tracking server on 127.0.0.1: a SQLite backend store and a local artifact
+    root, as a team's server would have (a real server, not a mock of our calls)."""
+    server = os.environ.get("HPSEARCH_MLFLOW_SERVER") or _default_mlflow_server()
+    if not Path(server).is_file():
+        pytest.fail(f"no MLflow server at {server}: run 'make mlflow-server' (make test does)")
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            *(server, "server", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", "1"),
+            *("--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"),
+            *("--artifacts-destination", str(root / "artifacts")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "server.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    import urllib.request
+
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        log = (root / "server.log").read_text()[-2000:]
+        pytest.fail(f"the MLflow server did not start within 120 s:\n{log}")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -14,6 +14,7 @@ from typing import Any
 from trainable import atomic
 from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
+from trainable.tracking import REGISTRY_SCHEME, config_from_registry, production_run
 from trainable.vocab import Status
 
 TRAIN_EXAMPLES = """examples:
@@ -105,9 +106,6 @@ def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainC
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainable.engine import train
-    from trainable.evaluation import evaluate
-
     out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
     resume_from = None
     if args.resume:
@@ -122,17 +120,37 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(
                 f"output folder {out} already exists and is not empty; pass --resume or another --out"
             )
-        raw = read_yaml(args.config) if args.config else None
+        raw = read_yaml(_config_source(args.config)) if args.config else None
     config = _config(raw, args.overrides, args.data_root)
     print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
     try:
-        result = train(config, out, resume_from=resume_from)
+        with production_run(config.to_dict(), out) as tracked:
+            return _train_and_test(config, out, resume_from, args.test, tracked)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; continue with: python -m trainable train --out {out} --resume",
             file=sys.stderr,
         )
         return 130
+
+
+def _config_source(config: str) -> str | Path:
+    """A registered model version's config (`models:/NAME/VERSION`), or the file or URI."""
+    if config.startswith(REGISTRY_SCHEME):
+        return config_from_registry(config)
+    return config
+
+
+def _train_and_test(
+    config: TrainConfig, out: Path, resume_from: Path | None, test: bool, tracked: Any
+) -> int:
+    from trainable.engine import progress_printer, train
+    from trainable.evaluation import evaluate
+
+    report = progress_printer(config.epochs)
+    result = train(
+        config, out, resume_from=resume_from, report=tracked.wrap(report) if tracked else report
+    )
     summary: dict[str, Any] = {
         "status": result.status,
         "reason": result.reason,
@@ -143,17 +161,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         "val_accuracy": result.val_metrics["accuracy"] if result.val_metrics else None,
         "history": result.history,
     }
-    if args.test and result.best_checkpoint.exists():
+    if test and result.best_checkpoint.exists():
         from trainable import checkpoint
         from trainable.data import load_splits
 
         state = checkpoint.load(result.best_checkpoint)
-        test = evaluate(
+        scores = evaluate(
             state, config, load_splits(config.dataset).test, out / "test_metrics", "test split"
         )
-        summary["test_accuracy"] = test["accuracy"]
+        summary["test_accuracy"] = scores["accuracy"]
+        if tracked:
+            tracked.log_test(scores)
         print(
-            f"test accuracy {test['accuracy']:.2%} ({test['num_images']} images) -> {out / 'test_metrics'}"
+            f"test accuracy {scores['accuracy']:.2%} ({scores['num_images']} images) -> {out / 'test_metrics'}"
         )
     atomic.write_text(out / "result.json", json.dumps(summary, indent=2))
     best = (

@@ -183,11 +183,14 @@ def _stages(
     spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState, warm: WarmStart | None
 ) -> dict[str, Any]:
     from tuner.search import SearchRun
+    from tuner.tracking import tracked
 
     manifest = Manifest(results.manifest)
     data_ref = share_data(splits)
     try:
-        return _run_stages(spec, results, SearchRun(spec, results, data_ref, warm), manifest, stop)
+        with tracked(spec, results, manifest) as tracker:
+            search = SearchRun(spec, results, data_ref, warm)
+            return _run_stages(spec, results, search, manifest, stop, tracker)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise
@@ -205,36 +208,49 @@ def _publish_at_exit(results: ResultsDir) -> None:
 
 
 def _run_stages(
-    spec: SearchSpec, results: ResultsDir, search: Any, manifest: Manifest, stop: StopState
+    spec: SearchSpec,
+    results: ResultsDir,
+    search: Any,
+    manifest: Manifest,
+    stop: StopState,
+    tracker: Any,
 ) -> dict[str, Any]:
+    """The stages in order; `tracker` (tuner.tracking) mirrors each into MLflow when on."""
     data_ref = search.data_ref
     grid = None
     if not manifest.done("search"):
-        grid, wall_s = _search_stage(search, manifest, stop)
+        grid, wall_s = _search_stage(search, manifest, stop, tracker.trial_callbacks())
         manifest.mark_done("search", wall_s=wall_s)
         bucket.publish(results)
     if not manifest.done("tables"):
         manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
         bucket.publish(results)
+        tracker.tag_trials(results.summary)
     best_config = spec.retrain_config(manifest.stage("tables")["best_params"])
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
+    tracker.log_seeds(outcomes)
     if not manifest.done("export"):
         from tuner.retrain import export
 
         test = export(best_config, outcomes, results)
         keys = ("test_accuracy_mean", "test_accuracy_std", "exported_seed", "failed_seeds")
         manifest.mark_done("export", **{k: test[k] for k in keys})
+    if not manifest.done("register"):
+        version = tracker.register()
+        if version is not None:  # tracking on and the registry took it
+            manifest.mark_done("register", model=spec.name, version=version)
     return _finish(manifest)
 
 
-def _search_stage(search: Any, manifest: Manifest, stop: StopState) -> tuple[Any, float]:
+def _search_stage(
+    search: Any, manifest: Manifest, stop: StopState, extra_callbacks: list[Any]
+) -> tuple[Any, float]:
     """Ray Tune's fit(); a stop request (signal, full disk) ends it with Tune's state saved."""
     stop.in_search = True
     t0 = time.perf_counter()
     try:
-        grid = search.fit(
-            callbacks=[StorageGuard(stop, search.results.path, StorageError.exit_code)]
-        )
+        guard = StorageGuard(stop, search.results.path, StorageError.exit_code)
+        grid = search.fit(callbacks=[guard, *extra_callbacks])
     finally:
         stop.in_search = False
     if stop.reason is not None:

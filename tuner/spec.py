@@ -179,6 +179,12 @@ class RetrainSpec(StrictModel):
     dataset: dict[str, Any] = Field(default_factory=dict)
 
 
+class TrackingSpec(StrictModel):
+    # MLflow tracking server for this search (http://host:5000, sqlite:///mlflow.db, ...);
+    # None: MLFLOW_TRACKING_URI if set, else no tracking (tuner.tracking).
+    uri: str | None = Field(None, min_length=1)
+
+
 class SearchSpec(StrictModel):
     name: str
     base: dict[str, Any] = Field(default_factory=dict)
@@ -190,6 +196,7 @@ class SearchSpec(StrictModel):
     time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = ResourcesSpec()
     retrain: RetrainSpec = RetrainSpec()
+    tracking: TrackingSpec = TrackingSpec()
     max_failures: int = Field(2, ge=0, le=100)  # retries per trial, from its last checkpoint
     # A trial writes a checkpoint at each ASHA rung, at its last epoch, and once this many
     # seconds have passed since its last one (0: every epoch). A killed trial loses at most

@@ -86,10 +86,11 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def finished_search(
-    ray_session: None, tmp_path_factory: pytest.TempPathFactory
+    ray_session: None, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Any]]:
     """One finished tiny search (8 trials, ASHA), stored as `make run` does
-    (<root>/<timestamp>/<name>/), shared by the tests that only read it (~40 s to make)."""
+    (<root>/<timestamp>/<name>/), shared by the tests that only read it (~40 s to make).
+    It logs to the session's MLflow server, which test_tracking reads back."""
     from tuner import experiment
     from tuner.cluster import RayOptions
     from tuner.spec import validate_spec
@@ -97,5 +98,7 @@ def finished_search(
     root = tmp_path_factory.mktemp("results")
     raw = tiny_spec("tiny", str(root / "20260101-000000"))
     spec = validate_spec(raw)
-    outcome = experiment.run(spec, raw, RayOptions())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        outcome = experiment.run(spec, raw, RayOptions())
     return experiment.results_dir_for(spec).path, outcome

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -29,7 +30,11 @@ def finished_trials(results_dir: Path) -> dict[str, list[float]]:
     return out
 
 
-def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) -> None:
+def test_interrupted_search_resumes_and_keeps_finished_trials(
+    tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both commands log to MLflow: the resumed search must log into the same runs.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     raw = tiny_spec("interrupted", str(tmp_path), num_samples=6)
     raw["base"] = {
         **raw["base"],
@@ -84,5 +89,29 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path: Path) ->
     for trial_id, val_accs in before.items():
         kept = rows[rows["trial_id"] == trial_id].sort_values("epoch")
         assert kept["val_acc"].tolist() == val_accs  # same trial, same numbers: not rerun
-    assert json.loads((results_dir / "manifest.json").read_text())["status"] == "finished"
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished"
     assert (results_dir / "best_config.yaml").is_file()
+    assert_one_run_per_trial_after_resume(mlflow_server, manifest, results_dir)
+
+
+def assert_one_run_per_trial_after_resume(
+    uri: str, manifest: dict[str, Any], results_dir: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("interrupted")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    roles = [r.data.tags.get("hpsearch.role") for r in runs]
+    assert roles.count("search") == 1 and roles.count("seed") == 2
+    parent = client.get_run(manifest["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"  # KILLED at the interrupt, reopened by resume
+    trials = [r for r in runs if r.data.tags.get("hpsearch.role") == "trial"]
+    names = sorted(r.data.tags["trial_name"] for r in trials)
+    summary = pd.read_csv(results_dir / "summary.csv", dtype={"trial_id": str})
+    assert names == sorted(f"trial-{t}" for t in summary["trial_id"])
+    assert all(r.data.tags["status"] == "completed" for r in trials)
+    assert all(r.info.status == "FINISHED" for r in trials)
+    assert manifest["stages"]["register"]["version"] == "1"

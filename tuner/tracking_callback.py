@@ -1,0 +1,62 @@
+"""Ray Tune's MLflow logger for the trials, made resumable and unable to stop a search.
+
+Imported only when tracking is on: Ray's integration imports MLflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+from trainable.tracking import describe, warn
+
+
+class TrialRuns(MLflowLoggerCallback):
+    """One MLflow run per trial, tagged with the search's parent run.
+
+    A trial resumed by `tuner resume` logs into the run it had (found by its `trial_name` tag
+    under the same parent) instead of a second one; any MLflow failure is one warning, then
+    the trials go on unlogged."""
+
+    def __init__(self, uri: str, experiment: str, tags: dict[str, str]) -> None:
+        super().__init__(tracking_uri=uri, experiment_name=experiment, tags=tags)
+        self.parent = tags["mlflow.parentRunId"]
+        self.live = True
+
+    def _guard(self, step: Any, *args: Any) -> None:
+        if not self.live:
+            return
+        try:
+            step(*args)
+        except Exception as err:
+            self.live = False
+            warn(
+                f"MLflow logging of the trials failed ({describe(err)})",
+                "the search goes on without it and keeps its results locally",
+            )
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        self._guard(lambda: super(TrialRuns, self).setup(*args, **kwargs))
+
+    def log_trial_start(self, trial: Any) -> None:
+        self._guard(self._start, trial)
+
+    def _start(self, trial: Any) -> None:
+        if trial not in self._trial_runs:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            query = f"tags.`mlflow.parentRunId` = '{self.parent}' and tags.trial_name = '{trial}'"
+            experiment = str(self.mlflow_util.experiment_id)
+            earlier = client.search_runs([experiment], query, max_results=1)
+            if earlier:
+                self._trial_runs[trial] = earlier[0].info.run_id
+                client.update_run(earlier[0].info.run_id, status="RUNNING")
+        super().log_trial_start(trial)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        self._guard(super().log_trial_result, iteration, trial, result)
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        self._guard(super().log_trial_end, trial, failed)
