@@ -17,12 +17,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from trainable.errors import UserError
 
 REGISTRY_SCHEME = "models:/"
 METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 Report = Callable[[dict[str, float], Path | None], None]
+
+
+def shown(uri: str) -> str:
+    """A tracking URI as messages print it: any user:password in it replaced by ***."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def describe(err: BaseException) -> str:
@@ -95,7 +104,8 @@ def per_class_metrics(summary: dict[str, Any], split: str) -> dict[str, float]:
 
 
 def config_from_registry(uri: str) -> Path:
-    """`models:/NAME/VERSION` (or `models:/NAME@ALIAS`): its `best_config.yaml`, downloaded."""
+    """`models:/NAME/VERSION`: the registered version's `best_config.yaml`, downloaded to a
+    temporary folder."""
     try:
         import mlflow.artifacts
     except ImportError:
@@ -112,7 +122,7 @@ def config_from_registry(uri: str) -> Path:
     except Exception as err:
         raise UserError(
             f"cannot read best_config.yaml of {uri} from the registry at "
-            f"{os.environ['MLFLOW_TRACKING_URI']} ({describe(err)}); check the name and version "
+            f"{shown(os.environ['MLFLOW_TRACKING_URI'])} ({describe(err)}); check the name and version "
             "(the MLflow UI lists them under Models)"
         ) from None
     return Path(path)
@@ -142,7 +152,7 @@ class _Run:
             method(*args, **kwargs)
         except Exception as err:
             self.live = False
-            warn(f"MLflow tracking at {self.uri} failed ({describe(err)})")
+            warn(f"MLflow tracking at {shown(self.uri)} failed ({describe(err)})")
 
     def wrap(self, report: Report) -> Report:
         """The trainer's report callback, also logging the epoch's metrics (NaN left out)."""
@@ -176,9 +186,14 @@ def production_run(config: dict[str, Any], out: Path) -> Iterator[_Run | None]:
         client_defaults()
         try:
             run = _Run(uri, config, out)
-            print(f"MLflow: run {run.run_id} in experiment {run.experiment!r} at {uri}", flush=True)
+            where = f"experiment {run.experiment!r} at {shown(uri)}"
+            print(f"MLflow: run {run.run_id} in {where}", flush=True)
+        except ImportError:
+            warn(
+                "MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install 'hpsearch[mlflow]')"
+            )
         except Exception as err:
-            warn(f"MLflow tracking at {uri} is not available ({describe(err)})")
+            warn(f"MLflow tracking at {shown(uri)} is not available ({describe(err)})")
     try:
         yield run
     except KeyboardInterrupt:

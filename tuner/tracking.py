@@ -39,6 +39,7 @@ from trainable.tracking import (
     flat_params,
     log_batch,
     per_class_metrics,
+    shown,
     warn,
 )
 from tuner.layout import ResultsDir
@@ -66,7 +67,7 @@ def _best_effort(method: F) -> F:
             return method(self, *args, **kwargs)
         except Exception as err:
             self.live = False
-            _warn(f"MLflow tracking at {self.uri} failed ({describe(err)})")
+            _warn(f"MLflow tracking at {shown(self.uri)} failed ({describe(err)})")
             return None
 
     return guarded  # type: ignore[return-value]
@@ -100,7 +101,7 @@ class Tracker:
             tracker = cls(uri, spec, results)
         except ImportError:
             _warn(
-                f"MLflow tracking was asked for ({uri}) but mlflow is not installed "
+                f"MLflow tracking was asked for ({shown(uri)}) but mlflow is not installed "
                 "(pip install 'hpsearch[mlflow]')"
             )
             return None
@@ -108,7 +109,7 @@ class Tracker:
         if not tracker.live:
             return None
         print(
-            f"MLflow: experiment {spec.name!r} at {uri}/#/experiments/{tracker.experiment_id} "
+            f"MLflow: experiment {spec.name!r} at {shown(uri)}/#/experiments/{tracker.experiment_id} "
             f"(run 'search', {tracker.parent_id})",
             flush=True,
         )
