@@ -71,10 +71,16 @@ def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket
     keys = s3.keys("searches/on-s3")
     assert [k for k in OWN_OUTPUTS if k not in keys] == []
     assert "tuner.pkl" in keys  # Ray Tune's own state and trial folders went there too
-    assert len({k.split("/")[0] for k in keys if k.startswith("trial-")}) == 4
     assert manifest_in(s3, "searches", "on-s3")["status"] == "finished"
     summary = storage.read_bytes(f"{where}/summary.csv").decode()
-    assert len(summary.strip().splitlines()) == 1 + 4  # header + every trial
+    rows = summary.strip().splitlines()
+    assert len(rows) == 1 + 4  # header + every trial
+    # Every trial's folder is in the bucket. A trial started after the last experiment state
+    # Tune synced before the kill is unknown to the resume, which runs a new trial instead: its
+    # folder stays beside them (at most one per concurrent trial, 2 here).
+    ids = {f"trial-{row.split(',')[0]}" for row in rows[1:]}
+    folders = {k.split("/")[0] for k in keys if k.startswith("trial-")}
+    assert ids <= folders and len(folders - ids) <= 2
 
     # The commands that read results, in this process (they start no Ray).
     def read_back(*args: str) -> str:

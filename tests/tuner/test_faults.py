@@ -1,6 +1,6 @@
 """Faults injected for real: a diverging trial, an out-of-memory trial, a trial worker killed
-with SIGKILL, the driver killed with SIGKILL, and damaged state files. Nothing finished is lost.
-(Ctrl-C is in test_resume.py.)"""
+with SIGKILL, and damaged state files. Nothing finished is lost. (The driver killed or
+signalled: test_stages.py; each signal's exit code: test_stopping.py.)"""
 
 from __future__ import annotations
 
