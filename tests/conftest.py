@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -149,18 +148,6 @@ class S3:
             pyarrow.fs.FileSelector(where, recursive=True, allow_not_found=True)
         )
         return sorted(i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File)
-
-
-# Ray's prefix on a line a worker printed, forwarded to the driver's terminal:
-# "(run_trial pid=123)" or "(run_trial pid=123, ip=10.0.0.2)", in color or not.
-WORKER_LINE = re.compile(r"^(\x1b\[\d+m)?\(\w+ pid=\d+(, ip=[\d.]+)?\)")
-
-
-def driver_lines(stderr: str) -> str:
-    """The driver's own stderr: without the lines Ray forwards from worker processes (a trial
-    worker stopped at the end of Tune's fit can print Python's "Exception ignored ...
-    SystemExit" from its interpreter's shutdown; that is Ray's worker, not this project)."""
-    return "\n".join(line for line in stderr.splitlines() if not WORKER_LINE.match(line))
 
 
 def _free_port() -> int:

@@ -30,6 +30,7 @@ from trainable.engine import train
 from trainable.vocab import DIVERGED, EPOCH, FINAL, REASON, Status
 from tuner.limits import cap_gpu_memory, cap_host_memory, is_out_of_memory, out_of_memory
 from tuner.spec import trial_overrides
+from tuner.stopping import quiet_worker_stop
 
 
 def trial_function(
@@ -44,6 +45,7 @@ def trial_function(
     def run_trial(trial_params: dict[str, Any]) -> None:
         # Ray logs a line per checkpoint, i.e. per epoch per trial: too much for the terminal.
         logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+        quiet_worker_stop()
         config = build_config(deep_merge(base, trial_overrides(trial_params)))
         data: Splits = ray.get(data_ref)  # zero-copy view of the driver's arrays on this node
         cap_gpu_memory(gpu_fraction)

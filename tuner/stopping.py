@@ -20,6 +20,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,25 @@ def stop_signals() -> Iterator[StopState]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_env
+
+
+def quiet_worker_stop() -> None:
+    """In a trial's worker process: say nothing when Ray stops it. Ray's worker turns SIGTERM
+    into SystemExit; when the signal lands inside a weakref callback (`WeakSet._remove` in all
+    51 such worker logs found on this machine), Python cannot raise it there and prints
+    "Exception ignored in ... SystemExit: 1" with a traceback, which Ray forwards to the user's
+    terminal after a finished or resumed search. Python ignores that exit either way (the
+    raylet's SIGKILL follows); only the printing goes. Other unraisable errors still print."""
+    if getattr(sys.unraisablehook, "quiet_worker_stop", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    hook.quiet_worker_stop = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def storage_message(err: OSError, fallback: Path) -> str:

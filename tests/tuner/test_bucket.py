@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bench.killing import _reap_group, start_run
-from tests.conftest import S3, driver_lines, run_cli
+from tests.conftest import S3, run_cli
 from tests.tuner.conftest import tiny_spec, write_spec
 from trainable import storage
 from tuner import bucket
@@ -67,8 +67,8 @@ def test_a_search_on_a_bucket_survives_its_driver_and_reads_back_from_the_bucket
     no_working_copies()
     code, out, err = tuner("resume", where, "--num-cpus", "2", "--no-dashboard")
     assert code == 0, err[-3000:]
-    # Seen once in ~5 runs: a trial worker's interpreter-shutdown noise, forwarded by Ray.
-    assert "Traceback" not in driver_lines(err) and f"results: {where}" in out
+    # Not even a stopped trial worker's (Ray forwards its stderr): tuner.stopping.quiet_worker_stop
+    assert "Traceback" not in err and f"results: {where}" in out
     keys = s3.keys("searches/on-s3")
     assert [k for k in OWN_OUTPUTS if k not in keys] == []
     assert "tuner.pkl" in keys  # Ray Tune's own state and trial folders went there too
