@@ -44,6 +44,24 @@ def warn(what: str, what_goes_on: str = "training goes on without it") -> None:
     print(f"warning: {what}; {what_goes_on}", file=sys.stderr, flush=True)
 
 
+class BestEffort:
+    """Calls into MLflow that must never stop training or a search: the first failure is one
+    warning (`<what> failed (<error>); <what goes on>`), and every later call is skipped."""
+
+    def __init__(self, what: str, what_goes_on: str = "training goes on without it") -> None:
+        self.what, self.what_goes_on, self.live = what, what_goes_on, True
+
+    def __call__(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self.live:
+            return None
+        try:
+            return method(*args, **kwargs)
+        except Exception as err:
+            self.live = False
+            warn(f"{self.what} failed ({describe(err)})", self.what_goes_on)
+            return None
+
+
 def client_defaults() -> None:
     """MLflow's client as a long-running job wants it, unless the user set otherwise: fail
     fast (MLflow retries a request 7 times with backoff, minutes during which training or a
@@ -134,7 +152,7 @@ class _Run:
     def __init__(self, uri: str, config: dict[str, Any], out: Path) -> None:
         from mlflow import MlflowClient
 
-        self.uri, self.live = uri, True
+        self.call = BestEffort(f"MLflow tracking at {shown(uri)}")
         self.client = MlflowClient(tracking_uri=uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "hpsearch-train")
         experiment = self.client.get_experiment_by_name(name)
@@ -144,15 +162,6 @@ class _Run:
             eid, run_name=out.name, tags={"hpsearch.role": "train", "out_dir": str(out)}
         ).info.run_id
         log_batch(self.client, self.run_id, params=flat_params(config))
-
-    def call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if not self.live:
-            return
-        try:
-            method(*args, **kwargs)
-        except Exception as err:
-            self.live = False
-            warn(f"MLflow tracking at {shown(self.uri)} failed ({describe(err)})")
 
     def wrap(self, report: Report) -> Report:
         """The trainer's report callback, also logging the epoch's metrics (NaN left out)."""

@@ -34,8 +34,8 @@ import pandas as pd
 from trainable import checkpoint
 from trainable.errors import Interrupted
 from trainable.tracking import (
+    BestEffort,
     client_defaults,
-    describe,
     flat_params,
     log_batch,
     per_class_metrics,
@@ -61,14 +61,7 @@ def _best_effort(method: F) -> F:
 
     @functools.wraps(method)
     def guarded(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        if not self.live:
-            return None
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as err:
-            self.live = False
-            _warn(f"MLflow tracking at {shown(self.uri)} failed ({describe(err)})")
-            return None
+        return self.guard(method, self, *args, **kwargs)
 
     return guarded  # type: ignore[return-value]
 
@@ -77,8 +70,11 @@ def _ms(path: Path) -> int | None:
     return int(path.stat().st_mtime * 1000) if path.is_file() else None
 
 
+GOES_ON = "the search goes on without it and keeps its results locally"
+
+
 def _warn(what: str) -> None:
-    warn(what, "the search goes on without it and keeps its results locally")
+    warn(what, GOES_ON)
 
 
 class Tracker:
@@ -87,9 +83,14 @@ class Tracker:
     def __init__(self, uri: str, spec: SearchSpec, results: ResultsDir) -> None:
         from mlflow import MlflowClient
 
-        self.uri, self.spec, self.results, self.live = uri, spec, results, True
+        self.uri, self.spec, self.results = uri, spec, results
+        self.guard = BestEffort(f"MLflow tracking at {shown(uri)}", GOES_ON)
         self.client = MlflowClient(tracking_uri=uri)
         self.parent_id = ""
+
+    @property
+    def live(self) -> bool:
+        return self.guard.live
 
     @classmethod
     def open(cls, spec: SearchSpec, results: ResultsDir, manifest: Manifest) -> Tracker | None:

@@ -5,13 +5,15 @@ Imported only when tracking is on: Ray's integration imports MLflow.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.result import TIMESTEPS_TOTAL
 
-from trainable.tracking import describe, log_batch, warn
+from trainable.tracking import BestEffort, log_batch
+from tuner.tracking import GOES_ON
 
 
 class TrialRuns(MLflowLoggerCallback):
@@ -24,19 +26,14 @@ class TrialRuns(MLflowLoggerCallback):
     def __init__(self, uri: str, experiment: str, tags: dict[str, str]) -> None:
         super().__init__(tracking_uri=uri, experiment_name=experiment, tags=tags)
         self.parent = tags["mlflow.parentRunId"]
-        self.live = True
+        self._guard = BestEffort("MLflow logging of the trials", GOES_ON)
 
-    def _guard(self, step: Any, *args: Any) -> None:
-        if not self.live:
-            return
-        try:
-            step(*args)
-        except Exception as err:
-            self.live = False
-            warn(
-                f"MLflow logging of the trials failed ({describe(err)})",
-                "the search goes on without it and keeps its results locally",
-            )
+    @functools.cached_property
+    def _client(self) -> Any:
+        """One client for the search, made at its first use (after Tune copied the callback)."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         self._guard(lambda: super(TrialRuns, self).setup(*args, **kwargs))
@@ -46,9 +43,7 @@ class TrialRuns(MLflowLoggerCallback):
 
     def _start(self, trial: Any) -> None:
         if trial not in self._trial_runs:
-            from mlflow import MlflowClient
-
-            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client = self._client
             query = f"tags.`mlflow.parentRunId` = '{self.parent}' and tags.trial_name = '{trial}'"
             experiment = str(self.mlflow_util.experiment_id)
             earlier = client.search_runs([experiment], query, max_results=1)
@@ -63,12 +58,10 @@ class TrialRuns(MLflowLoggerCallback):
     def _log_result(self, trial: Any, result: dict[str, Any]) -> None:
         """Ray's logs each metric in its own request (~250 ms of the driver per epoch with 25
         metrics on a local server); one batch per epoch takes ~16 ms. Step: Ray's own."""
-        from mlflow import MlflowClient
         from ray.tune.utils import flatten_dict
 
         step = int(result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION])
-        client = MlflowClient(tracking_uri=self.tracking_uri)
-        log_batch(client, self._trial_runs[trial], flatten_dict(result), step=step)
+        log_batch(self._client, self._trial_runs[trial], flatten_dict(result), step=step)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self._guard(super().log_trial_end, trial, failed)

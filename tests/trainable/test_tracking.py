@@ -3,7 +3,9 @@ paths, a search and `trainable train --config models:/...`, are in tests/tuner/t
 
 from __future__ import annotations
 
-from trainable.tracking import flat_params, per_class_metrics, shown
+import pytest
+
+from trainable.tracking import BestEffort, flat_params, per_class_metrics, shown
 
 
 def test_a_uri_with_credentials_is_printed_without_them() -> None:
@@ -36,3 +38,25 @@ def test_per_class_metric_names_keep_only_what_mlflow_allows() -> None:
         "test_accuracy_dog_wolf_": 0.4,
         "test_f1_dog_wolf_": 0.3,
     }
+
+
+def test_best_effort_warns_once_then_skips_every_later_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[int] = []
+
+    def log(value: int) -> int:
+        calls.append(value)
+        if value == 2:
+            raise ConnectionError("server gone\nsecond line")
+        return value
+
+    guard = BestEffort("MLflow tracking at http://***@host", "the search goes on")
+    assert guard(log, 1) == 1
+    assert guard(log, 2) is None and not guard.live
+    assert guard(log, 3) is None
+    assert calls == [1, 2]
+    err = capsys.readouterr().err
+    assert err == (
+        "warning: MLflow tracking at http://***@host failed (server gone); the search goes on\n"
+    )

@@ -19,7 +19,7 @@ from trainable import cli as train_cli
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest
 from tuner.spec import validate_spec
-from tuner.tracking import MANIFEST_KEY, Tracker
+from tuner.tracking import MANIFEST_KEY, PARENT, ROLE, Tracker
 
 from .conftest import tiny_spec
 
@@ -159,3 +159,30 @@ def test_a_failure_mid_search_is_one_warning_then_tracking_is_off(
     tracker.finish("FINISHED")
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and not tracker.live
+
+
+def test_trial_runs_log_through_one_client_and_a_failure_is_one_warning(
+    mlflow_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    from tuner.tracking_callback import TrialRuns
+
+    runs = TrialRuns(mlflow_server, "callback", {PARENT: "0" * 32, ROLE: "trial"})
+    runs.setup()
+    server = MlflowClient(tracking_uri=mlflow_server)
+    run_id = server.create_run(str(runs.mlflow_util.experiment_id)).info.run_id
+    runs._trial_runs["trial-a"] = run_id
+    runs.log_trial_result(1, "trial-a", {"training_iteration": 1, "val_loss": 0.5})
+    client = runs._client
+    runs.log_trial_result(2, "trial-a", {"training_iteration": 2, "val_loss": 0.4})
+    assert runs._client is client  # made once, not per reported epoch
+    steps = [(m.step, m.value) for m in server.get_metric_history(run_id, "val_loss")]
+    assert sorted(steps) == [(1, 0.5), (2, 0.4)]
+    runs._trial_runs["trial-b"] = "0" * 32  # a run the server does not have
+    for epoch in (1, 2):
+        runs.log_trial_result(epoch, "trial-b", {"training_iteration": epoch, "val_loss": 0.3})
+    runs.log_trial_result(3, "trial-a", {"training_iteration": 3, "val_loss": 0.2})
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "MLflow logging of the trials failed" in err
+    assert len(server.get_metric_history(run_id, "val_loss")) == 2  # off after the failure
