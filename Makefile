@@ -14,22 +14,24 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: venv mlflow-server run train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
 venv: $(VENV)/.ready
-
-# No file prerequisite: the path is keyed by the requirements' hash (a fresh clone's mtimes are new).
-$(VENV)/.ready:
-	# .ready is written last, so an interrupted install is redone from scratch next time.
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $@
-
 mlflow-server: $(MLFLOW_SERVER_VENV)/.ready
 
+# $(call environment,FOLDER,REQUIREMENTS): a virtual environment built from scratch. .ready is
+# written last, so an interrupted install is redone from scratch next time.
+define environment
+rm -rf $(1)
+$(PYTHON) -m venv $(1)
+$(1)/bin/pip install --quiet --disable-pip-version-check -r $(2)
+touch $(1)/.ready
+endef
+
+# No file prerequisites: each path is keyed by its requirements' hash (a fresh clone's mtimes
+# are new).
+$(VENV)/.ready:
+	$(call environment,$(VENV),requirements.txt)
+
 $(MLFLOW_SERVER_VENV)/.ready:
-	rm -rf $(MLFLOW_SERVER_VENV)
-	$(PYTHON) -m venv $(MLFLOW_SERVER_VENV)
-	$(MLFLOW_SERVER_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow-server.txt
-	touch $@
+	$(call environment,$(MLFLOW_SERVER_VENV),requirements-mlflow-server.txt)
 
 # The main job: a real search on a CIFAR-10 subset, sized for a CPU; a fresh results folder per run.
 run: venv
