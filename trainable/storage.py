@@ -69,12 +69,32 @@ def _describe(err: OSError, uri: str) -> str:
             f"access to {uri} was denied; check the credentials (AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY or ~/.aws/credentials) and the bucket's policy"
         )
-    if "NETWORK_CONNECTION" in text or "curlCode" in text or "resolve" in text.lower():
-        return (
-            f"cannot reach the object store for {uri}; check the network and, for an "
-            "S3-compatible service, AWS_ENDPOINT_URL"
-        )
+    if _network(text):
+        return unreachable_message(uri)
     return f"object store error on {uri}: {clip(text, 200)}"
+
+
+def _network(text: str) -> bool:
+    return "NETWORK_CONNECTION" in text or "curlCode" in text or "resolve" in text.lower()
+
+
+def unreachable_message(uri: str) -> str:
+    return (
+        f"cannot reach the object store for {uri}; check the network and, for an "
+        "S3-compatible service, AWS_ENDPOINT_URL"
+    )
+
+
+def unreachable(err: BaseException | str) -> bool:
+    """Whether `err`, one of its causes, or an error's text (Tune keeps a failed trial's as
+    text) carries the S3 client's own network-failure codes: the store could not be reached.
+    Narrower than `_describe`'s test, as it reads any trial's error, not only the store's."""
+    seen: BaseException | str | None = err
+    while seen is not None:
+        if "NETWORK_CONNECTION" in str(seen) or "curlCode" in str(seen):
+            return True
+        seen = None if isinstance(seen, str) else (seen.__cause__ or seen.__context__)
+    return False
 
 
 @contextlib.contextmanager
@@ -111,6 +131,15 @@ def check_bucket(uri: str) -> None:
         if fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound:
             raise StorageError(f"bucket {bucket!r} does not exist; create it first or fix {uri}")
         fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+
+
+def reachable(uri: str) -> bool:
+    """Whether the store holding `uri` answers now (one listing request)."""
+    try:
+        check_bucket(uri)
+    except StorageError:
+        return False
+    return True
 
 
 def exists(uri: str) -> bool:

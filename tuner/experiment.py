@@ -43,7 +43,13 @@ from tuner.cluster import (
 from tuner.layout import ResultsDir
 from tuner.manifest import Manifest, SearchStatus, provenance
 from tuner.spec import SearchSpec, validate_spec
-from tuner.stopping import StopState, StorageGuard, stop_signals, storage_message
+from tuner.stopping import (
+    StopState,
+    StorageGuard,
+    quiet_store_outages,
+    stop_signals,
+    storage_message,
+)
 from tuner.warm_start import WarmStart, load_warm_start
 
 
@@ -249,15 +255,23 @@ def _search_stage(
     stop.in_search = True
     t0 = time.perf_counter()
     try:
-        guard = StorageGuard(stop, search.results.path, StorageError.exit_code)
-        grid = search.fit(callbacks=[guard, *extra_callbacks])
+        guard = StorageGuard(stop, search.results, StorageError.exit_code)
+        with quiet_store_outages(search.results):
+            grid = search.fit(callbacks=[guard, *extra_callbacks])
+    except OSError as err:
+        # When fit() ends, Tune reads its experiment back from the storage: with the bucket
+        # unreachable that raises, after the guard's stop or before any trial noticed.
+        remote = search.results.remote
+        if remote is None or not storage.unreachable(err):
+            raise
+        stop.note(storage.unreachable_message(remote), StorageError.exit_code)
     finally:
         stop.in_search = False
     if stop.reason is not None:
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason)
         resume_cmd = f"python -m tuner resume {search.results.where}"
         if stop.exit_code == StorageError.exit_code:
-            raise StorageError(f"{stop.reason}; free some space, then continue with '{resume_cmd}'")
+            raise StorageError(f"{stop.reason}, then continue with '{resume_cmd}'")
         raise Interrupted(
             f"search {stop.reason}; its state is saved: continue with '{resume_cmd}'",
             stop.exit_code,

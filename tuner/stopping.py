@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -29,7 +30,9 @@ from typing import Any
 
 from ray.tune import Callback
 
+from trainable import storage
 from trainable.errors import storage_error
+from tuner.layout import ResultsDir
 
 # Exit codes as a shell reports a process killed by the signal (128 + signal number).
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -51,10 +54,15 @@ class StopState:
     exit_code: int = 0
     in_search: bool = False
 
-    def request(self, reason: str, exit_code: int, frame: FrameType | None = None) -> None:
+    def note(self, reason: str, exit_code: int) -> bool:
+        """Record why the run stops, unless a reason came first; True if this one is first."""
         first = self.reason is None
         if first:
             self.reason, self.exit_code = reason, exit_code
+        return first
+
+    def request(self, reason: str, exit_code: int, frame: FrameType | None = None) -> None:
+        first = self.note(reason, exit_code)
         tune_handler = signal.getsignal(signal.SIGUSR1)
         if first and self.in_search and callable(tune_handler):
             tune_handler(signal.SIGUSR1, frame)  # Tune's event: save state, return from fit()
@@ -111,6 +119,36 @@ def quiet_worker_stop() -> None:
     sys.unraisablehook = hook
 
 
+class _StoreOutage(logging.Filter):
+    """Drops Ray's own log records caused by an unreachable object store (a trial's failure,
+    a state save, a folder it could not create), each with its traceback: the guard and the
+    run's last line say it once, with the fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cause = record.exc_info[1] if record.exc_info else None
+        return not storage.unreachable(cause if cause is not None else record.getMessage())
+
+
+@contextlib.contextmanager
+def quiet_store_outages(results: ResultsDir) -> Iterator[None]:
+    """While the search runs on a bucket: Ray's records of its outage stay out of the terminal.
+    Ray's loggers reach it through the `ray` logger's handlers when Ray configured logging,
+    else through the root logger's, or Python's last-resort handler when there are none (as
+    with `ray.init(configure_logging=False)`, ours)."""
+    handlers: list[logging.Handler] = []
+    if results.remote is not None:
+        handlers = [*logging.getLogger("ray").handlers, *logging.getLogger().handlers]
+        handlers += [logging.lastResort] if logging.lastResort is not None else []
+    outage = _StoreOutage()
+    for handler in handlers:
+        handler.addFilter(outage)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(outage)
+
+
 def storage_message(err: OSError, fallback: Path) -> str:
     """`no space left on device writing PATH (12.0 MB free there)`."""
     path = Path(err.filename) if err.filename else fallback
@@ -121,24 +159,43 @@ def storage_message(err: OSError, fallback: Path) -> str:
 
 
 class StorageGuard(Callback):
-    """A trial that failed because its storage is full or read-only stops the whole search,
-    as a signal would (the disk is not the trial's fault: its neighbours would fail next)."""
+    """A trial that failed because its storage is full, read-only or (results in a bucket)
+    unreachable stops the whole search, as a signal would: the storage is not the trial's
+    fault, and its neighbours would fail next. The stop reason ends with the fix."""
 
-    def __init__(self, state: StopState, results_dir: Path, exit_code: int) -> None:
-        self.state, self.results_dir, self.exit_code = state, results_dir, exit_code
+    def __init__(self, state: StopState, results: ResultsDir, exit_code: int) -> None:
+        self.state, self.results, self.exit_code = state, results, exit_code
 
     def _check(self, trial: Any) -> None:
-        error = trial.get_pickled_error() or trial.get_error()
+        try:
+            error: Any = trial.get_pickled_error() or trial.get_error()
+        except OSError as err:  # Tune reads the trial's error from the storage itself
+            error = err
+        reason = self._storage_reason(error)
+        if reason is not None and self.state.reason is None:
+            self.state.request(reason, self.exit_code)
+
+    def _storage_reason(self, error: Any) -> str | None:
         text = str(error)
         full = storage_error(error) if isinstance(error, BaseException) else None
         if full is not None:
-            reason = storage_message(full, self.results_dir)
-        elif "[Errno 28]" in text or "No space left" in text:  # Tune's text-only error form
-            reason = storage_message(OSError(errno.ENOSPC, "", None), self.results_dir)
-        else:
-            return
-        if self.state.reason is None:
-            self.state.request(reason, self.exit_code)
+            return f"{storage_message(full, self.results.path)}; free some space"
+        if "[Errno 28]" in text or "No space left" in text:  # Tune's text-only error form
+            full = OSError(errno.ENOSPC, "", None)
+            return f"{storage_message(full, self.results.path)}; free some space"
+        remote = self.results.remote
+        if remote is None or not storage.unreachable(error):
+            return None
+        if not storage.reachable(remote):
+            return storage.unreachable_message(remote)
+        # A blip the store's client did not retry through: Tune retries the trial as usual.
+        print(
+            f"warning: a trial lost the object store for a moment ({remote}); Tune retries "
+            "it from its last checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._check(trial)
