@@ -3,7 +3,7 @@
 `root/{train,test}/<class>/*` is decoded, resized to `image_size`, into
 `<cache>/<key>/{train,test}_{x,y}.npy`, where the key hashes every file's relative path, size
 and modification time (the quick check `make` and `rsync` use) plus the size: an edited folder
-is decoded again, an unchanged one never. Decoding writes block by block through a plain file
+is decoded again (and its earlier cache removed), an unchanged one never. Decoding writes block by block through a plain file
 (about `_DECODE_BLOCK_BYTES` in flight, and none of the file mapped into the process), under a
 per-key lock so a node's trials decode a folder once, and publishes the cache atomically.
 `DecodedFolder` owns the cache folder's file names.
@@ -94,8 +94,37 @@ def decode_folder(root: Path, image_size: int) -> DecodedFolder:
         )
         with _locked(folder.directory.with_suffix(".lock")):  # a node's trials decode it once
             if not folder.ready():
-                _decode_to_cache(samples, classes, image_size, folder.directory)
+                _decode_to_cache(root, samples, classes, image_size, folder.directory)
+                _drop_superseded(folder)
     return folder
+
+
+def _drop_superseded(folder: DecodedFolder) -> None:
+    """Remove this machine's earlier caches of the same folder at the same size: the folder
+    changed since (or was copied again with new modification times), so no run of its current
+    content can use them, and each would hold its whole decoded size on disk for ever. A
+    process still reading one keeps its open mapping (the files go when it closes them)."""
+    freed, dropped = 0, 0
+    for meta_file in cache_dir().glob(f"*/{_META}"):
+        old = meta_file.parent
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        same = meta.get("root") == str(folder.root.resolve())
+        if old == folder.directory or not same or meta.get("image_size") != folder.image_size:
+            continue
+        freed += sum(f.stat().st_size for f in old.iterdir() if f.is_file())
+        shutil.rmtree(old, ignore_errors=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)
+        dropped += 1
+    if dropped:
+        print(
+            f"removed {dropped} earlier decode cache(s) of {folder.root} ({human(freed)}): the "
+            "folder changed since",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _scan(root: Path) -> tuple[dict[str, list[tuple[str, int]]], tuple[str, ...]]:
@@ -149,6 +178,7 @@ def _decode_one(args: tuple[str, int]) -> np.ndarray:
 
 
 def _decode_to_cache(
+    root: Path,
     samples: dict[str, list[tuple[str, int]]],
     classes: tuple[str, ...],
     image_size: int,
@@ -163,7 +193,8 @@ def _decode_to_cache(
                     raise DataError(f"no images found in the '{split}' split of the image folder")
                 _decode_split(pool, split, [path for path, _ in items], image_size, tmp)
                 np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
-        (tmp / _META).write_text(json.dumps({"classes": classes, "image_size": image_size}))
+        meta = {"classes": classes, "image_size": image_size, "root": str(root.resolve())}
+        (tmp / _META).write_text(json.dumps(meta))
         # Atomic publish: a concurrent or interrupted run never sees a half-written cache.
         try:
             tmp.rename(where)

@@ -85,6 +85,24 @@ def test_image_folder_decodes_resizes_and_reuses_cache(
         load_splits(cfg)
 
 
+def test_a_changed_folder_replaces_its_earlier_cache_and_no_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, other = tmp_path / "flowers", tmp_path / "birds"
+    make_tree(root, ["daisy", "rose"])
+    make_tree(other, ["owl", "wren"])
+    first = folder_mod.decode_folder(root, 16)
+    smaller = folder_mod.decode_folder(root, 8)  # the same folder at another size: kept
+    neighbour = folder_mod.decode_folder(other, 16)
+    os.utime(root / "train" / "rose" / "0.png", ns=(1, 1))  # copied again: a new mtime
+    capsys.readouterr()
+    second = folder_mod.decode_folder(root, 16)
+    assert second.key != first.key and second.ready()
+    assert not first.directory.exists() and not first.directory.with_suffix(".lock").exists()
+    assert smaller.ready() and neighbour.ready()
+    assert f"removed 1 earlier decode cache(s) of {root}" in capsys.readouterr().err
+
+
 def test_cifar10_reads_an_image_folder_with_its_classes(tmp_path: Path) -> None:
     make_tree(tmp_path / "c10", list(CIFAR10_CLASSES), per_class=2, size=(32, 32))
     s = load_splits(DatasetConfig(name="cifar10", root=str(tmp_path / "c10"), val_fraction=0.5))
