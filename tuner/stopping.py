@@ -167,12 +167,14 @@ class StorageGuard(Callback):
         self.state, self.results, self.exit_code = state, results, exit_code
 
     def _check(self, trial: Any) -> None:
+        if self.state.reason is not None:  # stopping already: no more probes of the store
+            return
         try:
             error: Any = trial.get_pickled_error() or trial.get_error()
         except OSError as err:  # Tune reads the trial's error from the storage itself
             error = err
         reason = self._storage_reason(error)
-        if reason is not None and self.state.reason is None:
+        if reason is not None:
             self.state.request(reason, self.exit_code)
 
     def _storage_reason(self, error: Any) -> str | None:
