@@ -3,9 +3,10 @@
 `root/{train,test}/<class>/*` is decoded, resized to `image_size`, into
 `<cache>/<key>/{train,test}_{x,y}.npy`, where the key hashes every file's relative path, size
 and modification time (the quick check `make` and `rsync` use) plus the size: an edited folder
-is decoded again (and its earlier cache removed), an unchanged one never. Decoding writes block by block through a plain file
-(about `_DECODE_BLOCK_BYTES` in flight, and none of the file mapped into the process), under a
-per-key lock so a node's trials decode a folder once, and publishes the cache atomically.
+is decoded again (and its earlier cache removed), an unchanged one never. Decoding writes block
+by block through a plain file (about `_DECODE_BLOCK_BYTES` in flight, and none of the file
+mapped into the process), under a per-key lock so a node's trials decode a folder once, and
+publishes the cache atomically.
 `DecodedFolder` owns the cache folder's file names.
 """
 

@@ -166,18 +166,18 @@ class StorageGuard(Callback):
     def __init__(self, state: StopState, results: ResultsDir, exit_code: int) -> None:
         self.state, self.results, self.exit_code = state, results, exit_code
 
-    def _check(self, trial: Any) -> None:
+    def _check(self, trial: Any, retried: bool) -> None:
         if self.state.reason is not None:  # stopping already: no more probes of the store
             return
         try:
             error: Any = trial.get_pickled_error() or trial.get_error()
         except OSError as err:  # Tune reads the trial's error from the storage itself
             error = err
-        reason = self._storage_reason(error)
+        reason = self._storage_reason(error, retried)
         if reason is not None:
             self.state.request(reason, self.exit_code)
 
-    def _storage_reason(self, error: Any) -> str | None:
+    def _storage_reason(self, error: Any, retried: bool) -> str | None:
         text = str(error)
         full = storage_error(error) if isinstance(error, BaseException) else None
         if full is not None:
@@ -190,17 +190,17 @@ class StorageGuard(Callback):
             return None
         if not storage.reachable(remote):
             return storage.unreachable_message(remote)
-        # A blip the store's client did not retry through: Tune retries the trial as usual.
+        # A blip the store's client did not retry through: the trial fails as any other would.
+        then = "Tune retries it from its last checkpoint" if retried else "it ends errored"
         print(
-            f"warning: a trial lost the object store for a moment ({remote}); Tune retries "
-            "it from its last checkpoint",
+            f"warning: a trial lost the object store for a moment ({remote}); {then}",
             file=sys.stderr,
             flush=True,
         )
         return None
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._check(trial)
+        self._check(trial, retried=True)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._check(trial)
+        self._check(trial, retried=False)
