@@ -166,17 +166,26 @@ def check_tune_state(results: ResultsDir) -> None:
 def _storage_errors(results: ResultsDir) -> Iterator[None]:
     """A write that fails because the storage is full or read-only ends the run in one line
     naming the path and the free space; every file was written atomically, so nothing is
-    half-written and `resume` continues once there is room."""
+    half-written and `resume` continues once there is room. A bucket that cannot be reached
+    (outside the search stage, which stops on its own) ends it the same way, once it exists
+    to be resumed."""
     try:
         yield
     except Exception as err:
         full = storage_error(err)
-        if full is None:
+        if full is not None:
+            raise StorageError(
+                f"{storage_message(full, results.path)}; the search's state is kept: free some "
+                f"space, then continue with 'python -m tuner resume {results.where}'"
+            ) from err
+        if results.remote is None or not storage.unreachable(err):
             raise
-        raise StorageError(
-            f"{storage_message(full, results.path)}; the search's state is kept: free some "
-            f"space, then continue with 'python -m tuner resume {results.where}'"
-        ) from err
+        then = (
+            f"continue with 'python -m tuner resume {results.where}'"
+            if results.manifest.is_file()  # the working copy of a search that exists
+            else "run the same command again"
+        )
+        raise StorageError(f"{storage.unreachable_message(results.remote)}, then {then}") from err
 
 
 def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:

@@ -22,7 +22,7 @@ from tests.tuner.conftest import write_spec
 from tests.tuner.test_bucket import OWN_OUTPUTS, manifest_in, tuner
 from trainable import storage
 from trainable.errors import StorageError
-from tuner import bucket
+from tuner import bucket, experiment
 from tuner.stopping import Stopped, StopState, StorageGuard, quiet_store_outages
 
 NETWORK_ERROR = (
@@ -143,3 +143,30 @@ def test_a_bucket_outage_mid_search_is_one_line_and_the_search_resumes_after(
     assert "Traceback" not in err and f"results: {where}" in out
     assert [k for k in OWN_OUTPUTS if k not in s3.keys("searches/outage")] == []
     assert manifest_in(s3, "searches", "outage")["status"] == "finished"
+
+
+def test_an_outage_outside_the_search_is_one_line_saying_what_to_do_next(
+    s3: S3, link: Link
+) -> None:
+    """Retraining, export or a stage's publish: the bucket's write fails (for real, through
+    the cut link); the line says to resume once the search exists, else to run again."""
+    where = s3.uri("searches", "later")
+    results = bucket.results_at(where)
+    link.cut()
+
+    def write_to_the_bucket() -> None:
+        with experiment._storage_errors(results):
+            storage.write_bytes(f"{where}/summary.csv", b"trial_id\n")
+
+    with pytest.raises(StorageError) as before:  # `run` before the search's folder exists
+        write_to_the_bucket()
+    assert str(before.value) == (
+        f"{storage.unreachable_message(where)}, then run the same command again"
+    )
+    results.path.mkdir(parents=True)
+    results.manifest.write_text("{}")  # the working copy of a search that exists
+    with pytest.raises(StorageError) as later:
+        write_to_the_bucket()
+    assert str(later.value) == (
+        f"{storage.unreachable_message(where)}, then continue with 'python -m tuner resume {where}'"
+    )
