@@ -15,7 +15,8 @@ measures the two changes that would avoid it, both through Ray internals:
 
 Each repeat is a fresh Ray in a fresh process: `Tuner.fit()` of 4 one-epoch trials, 2 at a
 time, each importing the trainer and calling an optimizer once. Per run it records the fit's
-wall time and how many of the trials' processes were prestarted ones (older than the fit). Writes bench/results/tune_prestart.json. Run with nothing else on the machine.
+wall time and how many of the trials' processes were prestarted ones (older than the fit).
+Writes bench/results/tune_prestart.json. Run with nothing else on the machine.
 """
 
 from __future__ import annotations

@@ -106,14 +106,15 @@ def _drop_superseded(folder: DecodedFolder) -> None:
     content can use them, and each would hold its whole decoded size on disk for ever. A
     process still reading one keeps its open mapping (the files go when it closes them)."""
     freed, dropped = 0, 0
+    root = str(folder.root.resolve())
     for meta_file in cache_dir().glob(f"*/{_META}"):
         old = meta_file.parent
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError):
             continue
-        same = meta.get("root") == str(folder.root.resolve())
-        if old == folder.directory or not same or meta.get("image_size") != folder.image_size:
+        same = meta.get("root") == root and meta.get("image_size") == folder.image_size
+        if old == folder.directory or not same:
             continue
         freed += sum(f.stat().st_size for f in old.iterdir() if f.is_file())
         shutil.rmtree(old, ignore_errors=True)

@@ -180,10 +180,9 @@ class StorageGuard(Callback):
     def _storage_reason(self, error: Any, retried: bool) -> str | None:
         text = str(error)
         full = storage_error(error) if isinstance(error, BaseException) else None
+        if full is None and ("[Errno 28]" in text or "No space left" in text):
+            full = OSError(errno.ENOSPC, "", None)  # Tune's text-only error form
         if full is not None:
-            return f"{storage_message(full, self.results.path)}; free some space"
-        if "[Errno 28]" in text or "No space left" in text:  # Tune's text-only error form
-            full = OSError(errno.ENOSPC, "", None)
             return f"{storage_message(full, self.results.path)}; free some space"
         remote = self.results.remote
         if remote is None or not storage.unreachable(error):
