@@ -61,8 +61,10 @@ def one(
     results_dir = workdir / spec["name"]
     t0 = time.perf_counter()
     stopped = run_until(spec_file, results_dir, moment, sig=sig)
-    if stopped.returncode is None:
-        return {"moment": moment, "killed": False, "ok": None, "problems": ["run ended first"]}
+    if stopped.ended_early:
+        ok = None if stopped.returncode == 0 else False
+        problem = f"run ended first (exit {stopped.returncode})"
+        return {"moment": moment, "killed": False, "ok": ok, "problems": [problem]}
     stages = []
     manifest = results_dir / "manifest.json"
     if manifest.is_file():

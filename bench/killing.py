@@ -95,11 +95,25 @@ def wait_until(
 @dataclass
 class Stopped:
     moment: str
-    returncode: int | None  # None: the run had already ended when the moment came
+    returncode: int  # the driver's exit status, whether or not the signal reached it
     stderr: str
     finished_before: dict[str, list[float]]
     folder_existed: bool
     exit_s: float | None = None  # seconds from the signal to the driver's exit
+    ended_early: bool = False  # the run had ended before the moment came: no signal was sent
+
+    def skip_reason(self) -> str | None:
+        """Why a test may skip (the run finished cleanly before the moment); raises when the
+        run ended early by failing, so a crash is never mistaken for a missed moment."""
+        if not self.ended_early:
+            return None
+        if self.returncode != 0:
+            tail = self.stderr.strip().splitlines()[-20:]
+            raise AssertionError(
+                f"the run failed (exit {self.returncode}) before '{self.moment}':\n"
+                + "\n".join(tail)
+            )
+        return f"the run finished cleanly before '{self.moment}' was seen"
 
 
 def run_until(
@@ -122,7 +136,10 @@ def run_until(
     wait_until(proc, results_dir, reached, timeout_s)
     before = finished_trials(results_dir)
     if proc.poll() is not None:
-        return Stopped(moment, None, proc.communicate()[1], before, results_dir.exists())
+        stderr = proc.communicate()[1]
+        return Stopped(
+            moment, proc.returncode, stderr, before, results_dir.exists(), ended_early=True
+        )
     t_sig = time.monotonic()
     if sig == signal.SIGKILL:
         os.killpg(proc.pid, signal.SIGKILL)

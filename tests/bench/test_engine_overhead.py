@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import engine_overhead
+from trainable.runtime import cpu_has_native_bf16
 
 
 def test_smoke_run_writes_both_sides_and_their_ratio(
@@ -21,7 +22,9 @@ def test_smoke_run_writes_both_sides_and_their_ratio(
     assert engine_overhead.SMOKE_LABEL in printed and "trainer / bare" in printed
     r = json.loads(out.read_text())
     assert r["smoke"] is True and r["environment"]["cpu"]
-    assert (r["batch_size"], r["steps_per_epoch"], r["precision"]) == (64, 4, "float32")
+    # precision: auto is bf16 on a CPU with native bf16 (AVX512-BF16, AMX), else float32.
+    expected = "bfloat16" if cpu_has_native_bf16() else "float32"
+    assert (r["batch_size"], r["steps_per_epoch"], r["precision"]) == (64, 4, expected)
     # 256 training images in 4 batches of 64; 3 trainer epochs, the first left out; the bare
     # loop's warm-up epoch, then one epoch after each trainer epoch (the first left out).
     for name, recorded, excluded in (("trainer", 3, 1), ("bare", 4, 2)):

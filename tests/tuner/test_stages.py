@@ -48,8 +48,8 @@ def kill_spec(tmp_path: Path, name: str) -> tuple[Path, Path]:
 def test_killed_anywhere_resumes_to_complete_outputs(tmp_path: Path, moment: str) -> None:
     spec_file, results_dir = kill_spec(tmp_path, "killed")
     stopped = run_until(spec_file, results_dir, moment)
-    if stopped.returncode is None:
-        pytest.skip(f"the run ended before '{moment}' was seen")
+    if reason := stopped.skip_reason():
+        pytest.skip(reason)
     assert stopped.returncode == -signal.SIGKILL
     if moment == "retraining a seed":  # the search's stages were recorded before the kill
         assert {"search", "tables"} <= set(Manifest(ResultsDir(results_dir).manifest).stages())
@@ -72,8 +72,8 @@ def test_sigterm_saves_state_exits_143_and_resumes(
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     spec_file, results_dir = kill_spec(tmp_path, "terminated")
     stopped = run_until(spec_file, results_dir, moment, sig=signal.SIGTERM)
-    if stopped.returncode is None:
-        pytest.skip(f"the run ended before '{moment}' was seen")
+    if reason := stopped.skip_reason():
+        pytest.skip(reason)
     last = stopped.stderr.strip().splitlines()[-1]
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "SIGTERM" in last and f"python -m tuner resume {results_dir}" in last
