@@ -50,17 +50,17 @@ test: lint mlflow-server
 	HPSEARCH_MLFLOW_SERVER=$(MLFLOW_SERVER_VENV)/bin/mlflow $(PY) -m pytest
 
 bench-loader: venv
-	$(PY) bench/loader.py --data-root $(DATA_ROOT)
+	$(PY) -m bench.trainer.loader --data-root $(DATA_ROOT)
 
 bench-train: venv
-	$(PY) bench/train_cifar.py --data-root $(DATA_ROOT)
+	$(PY) -m bench.trainer.train_cifar --data-root $(DATA_ROOT)
 
 bench-search: venv
-	$(PY) bench/search.py search_spaces/quick.yaml --data-root $(DATA_ROOT)
+	$(PY) -m bench.search.end_to_end search_spaces/quick.yaml --data-root $(DATA_ROOT)
 
 bench-optimizer: venv
-	$(PY) bench/optimizer.py
+	$(PY) -m bench.trainer.optimizer
 
-# On one CUDA GPU (refuses in one line without one); `$(PY) bench/gpu.py --smoke` runs on a CPU.
+# On one CUDA GPU (refuses in one line without one); `$(PY) -m bench.device.gpu --smoke` runs on a CPU.
 bench-gpu: venv
-	$(PY) bench/gpu.py --data-root $(DATA_ROOT)
+	$(PY) -m bench.device.gpu --data-root $(DATA_ROOT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench.support.services import S3_CREDENTIALS, free_port, start_s3_server
 from trainable.config import TrainConfig, build_config, deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,31 +150,6 @@ class S3:
         return sorted(i.path[len(where) + 1 :] for i in infos if i.type == pyarrow.fs.FileType.File)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_s3_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """moto in server mode on 127.0.0.1 (a real S3 protocol endpoint, not a mock of our code)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **(extra_env or {})},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}"
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("the moto S3 server did not start within 60 s")
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     proc, endpoint = start_s3_server()
@@ -183,14 +158,6 @@ def s3_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-S3_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata lookups on a laptop or CI
-}
 
 
 @pytest.fixture
@@ -239,7 +206,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not Path(server).is_file():
         pytest.fail(f"no MLflow server at {server}: run 'make mlflow-server' (make test does)")
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             *(server, "server", "--host", "127.0.0.1"),

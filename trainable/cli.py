@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainable import atomic
 from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
+from trainable.files import atomic
 from trainable.tracking import REGISTRY_SCHEME, config_from_registry, production_run
 from trainable.vocab import Status
 
@@ -144,8 +144,8 @@ def _config_source(config: str) -> str | Path:
 def _train_and_test(
     config: TrainConfig, out: Path, resume_from: Path | None, test: bool, tracked: Any
 ) -> int:
-    from trainable.engine import progress_printer, train
-    from trainable.evaluation import evaluate
+    from trainable.training.engine import progress_printer, train
+    from trainable.training.evaluation import evaluate
 
     report = progress_printer(config.epochs)
     result = train(
@@ -162,8 +162,8 @@ def _train_and_test(
         "history": result.history,
     }
     if test and result.best_checkpoint.exists():
-        from trainable import checkpoint
-        from trainable.data import load_splits
+        from trainable.data.datasets import load_splits
+        from trainable.files import checkpoint
 
         state = checkpoint.load(result.best_checkpoint)
         scores = evaluate(
@@ -186,9 +186,9 @@ def _train_and_test(
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from trainable import checkpoint
-    from trainable.data import load_splits
-    from trainable.evaluation import evaluate
+    from trainable.data.datasets import load_splits
+    from trainable.files import checkpoint
+    from trainable.training.evaluation import evaluate
 
     state = checkpoint.load(args.checkpoint)
     config = _config(state["config"], args.overrides, args.data_root)

@@ -68,3 +68,9 @@ def storage_error(err: BaseException) -> OSError | None:
                 return OSError(code, os.strerror(code), seen.filename)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` made safe for a one-line message: control characters escaped, at most `limit`."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

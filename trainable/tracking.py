@@ -3,7 +3,7 @@
 `python -m trainable train` logs a run when `MLFLOW_TRACKING_URI` is set: the trainer config as
 params, every epoch's metrics with the epoch as step, the test metrics, and the run's metric
 files. `--config models:/NAME/VERSION` reads `best_config.yaml` from a registered model version
-(what a search registers, `tuner.tracking`). MLflow is imported only when asked for.
+(what a search registers, `tuner.integrations.tracking`). MLflow is imported only when asked for.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from typing import Any
 
 from trainable.config import deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
-from trainable.storage import is_uri
-from tuner.layout import ResultsDir
+from trainable.files.storage import is_uri
+from tuner.results.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
 
 EXAMPLES = {
@@ -130,7 +130,7 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
 
 
 def _ray_options(args: argparse.Namespace) -> Any:
-    from tuner.cluster import RayOptions
+    from tuner.integrations.cluster import RayOptions
 
     return RayOptions(
         address=args.address,
@@ -143,7 +143,7 @@ def _ray_options(args: argparse.Namespace) -> Any:
 def _afterwards(args: argparse.Namespace) -> int:
     """export, report, list and show: read a results folder (from its bucket first, when it
     is one), start nothing; what export and report write goes back to the bucket."""
-    from tuner import bucket, catalog
+    from tuner.results import bucket, catalog
 
     if getattr(args, "top", 1) < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
@@ -153,12 +153,12 @@ def _afterwards(args: argparse.Namespace) -> int:
         return 0
     results = bucket.fetch(bucket.results_at(args.results_dir))  # a bucket's, refreshed
     if args.command == "export":
-        from tuner.retrain import export_config, load_best_config
+        from tuner.stages.retrain import export_config, load_best_config
 
         path = export_config(load_best_config(results), results, args.format)
         written = [str(p.relative_to(results.path)) for p in (results.best_trainer_config, path)]
     elif args.command == "report":
-        from tuner.report import build
+        from tuner.reporting.report import build
 
         path = build(results.path, top=args.top)
         written = [results.report.name]
@@ -212,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in ("export", "report", "list", "show"):
             return _afterwards(args)
-        from tuner import bucket, experiment
+        from tuner.results import bucket
+        from tuner.stages import experiment
 
         if args.command == "run":
             spec, raw = load(args.spec, args)

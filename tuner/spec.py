@@ -39,7 +39,7 @@ from trainable.config import (
     read_yaml,
 )
 from trainable.errors import ConfigError, UserError
-from trainable.storage import check_uri, is_uri
+from trainable.files.storage import check_uri, is_uri
 from trainable.vocab import Mode, Objective, check_mode
 
 # \Z, not $: `$` also matches before a trailing newline.
@@ -95,7 +95,7 @@ class SearcherSpec(StrictModel):
     `tpe` (tree-structured Parzen estimator), `random` (the baseline every searcher must beat),
     `gp` (Gaussian process with log-expected-improvement; its cost grows with the trial count
     cubed, so meant for tens to a few hundred trials). `warm_start_from` seeds a new study with
-    an earlier search's finished and pruned trials (see tuner/warm_start.py).
+    an earlier search's finished and pruned trials (see tuner/search/warm_start.py).
     """
 
     kind: Literal["tpe", "random", "gp"] = "tpe"
@@ -181,7 +181,7 @@ class RetrainSpec(StrictModel):
 
 class TrackingSpec(StrictModel):
     # MLflow tracking server for this search (http://host:5000, sqlite:///mlflow.db, ...);
-    # None: MLFLOW_TRACKING_URI if set, else no tracking (tuner.tracking).
+    # None: MLFLOW_TRACKING_URI if set, else no tracking (tuner.integrations.tracking).
     uri: str | None = Field(None, min_length=1)
 
 

@@ -1,5 +1,5 @@
 """The production-training side of MLflow tracking that needs no server (the server-backed
-paths, a search and `trainable train --config models:/...`, are in tests/tuner/test_tracking.py)."""
+paths, a search and `trainable train --config models:/...`, are in tests/tuner/integrations/test_tracking.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,52 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-TINY_BASE: dict[str, Any] = {
-    "dataset": {
-        "name": "synthetic",
-        "num_classes": 3,
-        "image_size": 16,
-        "synthetic_train_size": 600,
-        "synthetic_test_size": 150,
-        "val_fraction": 0.25,
-    },
-    "model": {"name": "smallnet", "width": 8, "depth": 2},
-    "batch_size": 32,
-    "device": "cpu",
-    "precision": "fp32",
-}
-
-
-def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": name,
-        # A copy: tests edit their spec's base, and an edit of the shared dict leaked into
-        # every later test (test_dashboard's 6,000 images once reached test_refit).
-        "base": copy.deepcopy(TINY_BASE),
-        "space": {
-            # wide enough that some configs learn much worse than others, so ASHA has cuts to make
-            "optimizer.lr": {"type": "loguniform", "low": 1e-4, "high": 3e-2},
-            "model.dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
-            "label_smoothing": {"type": "uniform", "low": 0.0, "high": 0.2},
-        },
-        "searcher": {"seed": 1, "n_startup_trials": 3},
-        # val_loss, not val_acc: accuracy on a tiny validation split ties often (e.g. at chance),
-        # and ASHA never cuts a trial that ties its rung's cutoff.
-        "scheduler": {
-            "metric": "val_loss",
-            "mode": "min",
-            "max_t": 3,
-            "grace_period": 1,
-            "reduction_factor": 3,
-        },
-        "num_samples": 8,
-        "max_concurrent_trials": 2,
-        "resources": {"cpus": 1, "gpu": 0},
-        "retrain": {"seeds": 2},
-        "storage_path": storage,
-    }
-    spec.update(overrides)
-    return spec
+from bench.support.specs import tiny_spec
 
 
 def write_spec(tmp_path: Path, name: str, storage: Path | str = "results") -> Path:
@@ -92,9 +46,9 @@ def finished_search(
     """One finished tiny search (8 trials, ASHA), stored as `make run` does
     (<root>/<timestamp>/<name>/), shared by the tests that only read it (~40 s to make).
     It logs to the session's MLflow server, which test_tracking reads back."""
-    from tuner import experiment
-    from tuner.cluster import RayOptions
+    from tuner.integrations.cluster import RayOptions
     from tuner.spec import validate_spec
+    from tuner.stages import experiment
 
     root = tmp_path_factory.mktemp("results")
     raw = tiny_spec("tiny", str(root / "20260101-000000"))

@@ -9,8 +9,8 @@ import torch
 
 from tests.conftest import run_cli
 from trainable.config import build_config, deep_merge, read_yaml
-from trainable.engine import train
-from trainable.models import build_model
+from trainable.model.registry import build_model
+from trainable.training.engine import train
 from tuner.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]

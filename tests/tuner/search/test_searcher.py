@@ -1,0 +1,62 @@
+"""The Optuna searcher behind Tune, against a real journal-backed study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from trainable.vocab import FINAL
+from tuner.results.layout import ResultsDir
+from tuner.search.searcher import PruneAwareOptunaSearch
+from tuner.search.study import study_storage
+
+SPACE = {"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+
+
+def searcher(results: ResultsDir) -> PruneAwareOptunaSearch:
+    return PruneAwareOptunaSearch(
+        space=SPACE,
+        metric="val_acc",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name="s",
+        storage=study_storage(results),
+    )
+
+
+def epoch(n: int, acc: float, final: bool = False) -> dict[str, float]:
+    return {"val_acc": acc, "training_iteration": n} | ({FINAL: 1} if final else {})
+
+
+def test_trial_cut_short_is_pruned_with_its_last_value(tmp_path: Path) -> None:
+    s = searcher(ResultsDir(tmp_path))
+    s.suggest("a")
+    s.on_trial_result("a", epoch(1, 0.3))
+    s.on_trial_complete("a", epoch(2, 0.4))  # no final=1: the scheduler ended it
+    (trial,) = optuna.load_study(study_name="s", storage=study_storage(ResultsDir(tmp_path))).trials
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.3, 2: 0.4}
+
+
+def test_restored_searcher_skips_a_trial_the_study_saw_end(tmp_path: Path) -> None:
+    """The driver stopped after the journal recorded a trial's end but before Tune saved its
+    state: the restored Tune reruns the trial from its checkpoint and reports epochs again.
+    Optuna refuses updates to a finished trial; the search must go on with the record as told."""
+    results = ResultsDir(tmp_path)
+    before = searcher(results)
+    before.suggest("a")
+    before.save(str(tmp_path / "searcher.pkl"))  # Tune's state, saved while "a" ran
+    before.on_trial_result("a", epoch(1, 0.5))
+    before.on_trial_complete("a", epoch(2, 0.6, final=True))
+
+    after = searcher(results)
+    after.restore(str(tmp_path / "searcher.pkl"))
+    after.on_trial_result("a", epoch(2, 0.6))  # raised UpdateFinishedTrialError before the fix
+    after.on_trial_complete("a", epoch(2, 0.6, final=True))
+
+    (trial,) = optuna.load_study(study_name="s", storage=study_storage(results)).trials
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.6
+    assert trial.intermediate_values == {1: 0.5}
+    assert after.suggest("b") is not None  # the search carries on

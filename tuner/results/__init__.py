@@ -1,0 +1,4 @@
+"""The results folder: its file names (`layout.ResultsDir`, the one owner of them), the working
+copy of a search kept in an object store (`bucket`), the tables made from Tune's results
+(`tables`) and reading finished folders for `list`/`show`/`report` (`catalog`). May import
+`tuner.spec` and `trainable`; never Ray Tune's execution, the stages or the CLI."""

@@ -1,0 +1,127 @@
+"""Turning Ray Tune's ResultGrid into tables: every reported row, one row per trial, the best.
+
+Trial status (`trainable.vocab.Status`): `completed` (the trainer ended by its own rules: all
+epochs or its early stop), `pruned` (Tune ended it early: ASHA's rung cut or the time budget),
+`diverged` (its loss became NaN/inf; it ended itself), `errored` (an exception, e.g. out of
+memory, after Tune's retries), `no_result` (the time budget ended it before its first epoch was
+reported). Each trial's `reason` says why it ended in words.
+
+Best trial: the highest (or lowest, per mode) validation metric a trial reported at any epoch
+(Ray's `scope="all"`). ASHA-stopped trials therefore compete with their early-epoch values;
+since every trial's OneCycle schedule spans `max_t` epochs, an early value is taken at a high
+learning rate and rarely wins over a trial that finished its schedule, which is the intended
+bias: the winner is the configuration that did best on the validation split, as observed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune import Result, ResultGrid
+
+from trainable.files import atomic
+from trainable.vocab import DIVERGED, EPOCH, FINAL, REASON, TRIAL_ID, Objective, Status
+from tuner.results.layout import ResultsDir
+
+
+def results_of(grid: ResultGrid) -> list[Result]:
+    return [grid[i] for i in range(len(grid))]
+
+
+def trial_status(result: Any) -> Status:
+    metrics = result.metrics or {}
+    if result.error is not None:
+        return Status.ERRORED
+    if EPOCH not in metrics:
+        return Status.NO_RESULT
+    if metrics.get(DIVERGED):
+        return Status.DIVERGED
+    return Status.COMPLETED if metrics.get(FINAL) else Status.PRUNED
+
+
+def trial_reason(result: Any, status: Status, epochs: int, budget_s: float | None) -> str:
+    if status == Status.ERRORED:
+        return str(result.error).strip().splitlines()[-1]
+    if status == Status.DIVERGED:
+        return str((result.metrics or {}).get(REASON, "non-finite loss"))
+    if status == Status.NO_RESULT:
+        return f"the time budget ({budget_s:g} s) ended before its first epoch was reported"
+    if status == Status.PRUNED:
+        by = "the scheduler or the time budget" if budget_s else "the scheduler"
+        return f"cut by {by} at epoch {epochs}"
+    return f"finished at epoch {epochs}"
+
+
+def trial_rows(grid: ResultGrid) -> pd.DataFrame:
+    """Every reported epoch of every trial, with the trial's sampled config as `config.<key>`."""
+    frames = []
+    for result in results_of(grid):
+        df = result.metrics_dataframe
+        if df is None or df.empty:
+            continue
+        df = df.drop(
+            columns=[c for c in df.columns if c.startswith("config/")], errors="ignore"
+        ).copy()
+        df[TRIAL_ID] = trial_id(result)
+        df["status"] = trial_status(result)
+        for key, value in (result.config or {}).items():
+            df[f"config.{key}"] = value
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    # A trial retried from its checkpoint can repeat an epoch it had reported before dying;
+    # keep the retry's row, so each (trial, epoch) appears once.
+    return rows.drop_duplicates(subset=[TRIAL_ID, EPOCH], keep="last").reset_index(drop=True)
+
+
+def trial_id(result: Any) -> str:
+    return str(
+        (result.metrics or {}).get(TRIAL_ID) or Path(result.path).name.removeprefix("trial-")
+    )
+
+
+def trial_summary(
+    rows: pd.DataFrame, grid: ResultGrid, objective: Objective, budget_s: float | None = None
+) -> pd.DataFrame:
+    """One row per trial (errored and result-less ones included), best first."""
+    metric = objective.metric
+    records = []
+    for result in results_of(grid):
+        tid = trial_id(result)
+        group = rows[rows[TRIAL_ID] == tid] if not rows.empty else rows
+        values = group[metric] if len(group) else pd.Series(dtype=float)
+        status = trial_status(result)
+        epochs = int(group[EPOCH].max()) if len(group) else 0
+        record: dict[str, Any] = {
+            TRIAL_ID: tid,
+            "status": str(status),
+            "epochs": epochs,
+            f"best_{metric}": objective.best(values.tolist()),
+            f"last_{metric}": values.iloc[-1] if len(values) else float("nan"),
+            "train_s": float(group["train_s"].sum()) if len(group) else 0.0,
+            REASON: trial_reason(result, status, epochs, budget_s),
+        }
+        record.update({f"config.{k}": v for k, v in (result.config or {}).items()})
+        records.append(record)
+    summary = pd.DataFrame(records)
+    if summary.empty:
+        return summary
+    return summary.sort_values(
+        f"best_{metric}", ascending=objective.ascending, na_position="last"
+    ).reset_index(drop=True)
+
+
+def write_tables(
+    grid: ResultGrid, results: ResultsDir, objective: Objective, budget_s: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`trials.parquet` and `summary.csv`, each written atomically."""
+    rows = trial_rows(grid)
+    summary = trial_summary(rows, grid, objective, budget_s)
+    with atomic.atomic_path(results.trials) as tmp:
+        rows.to_parquet(tmp, index=False)
+    with atomic.atomic_path(results.summary) as tmp:
+        summary.to_csv(tmp, index=False)
+    return rows, summary

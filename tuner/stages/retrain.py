@@ -1,0 +1,181 @@
+"""After the search: retrain the best config from scratch, touch the test split once, export.
+
+The best trial's config is retrained for the full epoch budget with `retrain.seeds` seeds, as
+Ray tasks with the trials' resources (so this runs on the cluster too), each evaluated once on
+the test split. The reported figure is mean ± std test accuracy over seeds; the exported
+checkpoint is the seed with the best *validation* score (choosing by test would leak it).
+
+Each seed is its own resumable step: its run folder `best/runs/seed-<k>/` is a trainer run
+(resumed from its `last/` checkpoint after a kill) and `outcome.json`, written last and
+atomically, marks it done; a done seed is never trained again. Export rewrites `best/` and
+`best_config.yaml` from the seeds' outcomes, each file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+import yaml
+
+from trainable.config import TrainConfig, build_config
+from trainable.data.datasets import Splits
+from trainable.errors import UserError
+from trainable.files import atomic, checkpoint
+from trainable.training.engine import train
+from trainable.training.evaluation import evaluate
+from trainable.training.metrics import write_metrics
+from trainable.vocab import REASON, Objective
+from tuner.integrations.cluster import user_errors_from_ray
+from tuner.results import bucket
+from tuner.results.layout import ResultsDir
+from tuner.search.limits import cap_gpu_memory
+
+
+def _retrain_one(
+    config_dict: dict[str, Any], results: ResultsDir, data: Splits, gpu_fraction: float
+) -> dict[str, Any]:
+    """One seed, idempotent: a finished run returns its outcome, a killed one resumes. With a
+    bucket, the run folder is this node's working copy, published when the seed is done."""
+    config = build_config(config_dict)
+    if results.remote is not None:  # this node's own working copy of the same results
+        results = bucket.results_at(results.remote)
+        bucket.fetch_run(results, config.seed)
+    out = results.retrain_run(config.seed)
+    done = ResultsDir.run_outcome(out)
+    if done.is_file():
+        return dict(json.loads(done.read_text()))
+    if config.dataset.val_fraction == 0:  # a refit: the search's validation images train too
+        data = data.without_validation()
+    cap_gpu_memory(gpu_fraction)
+    last = out / "last" / checkpoint.FILENAME
+    result = train(
+        config,
+        out,
+        report=lambda m, _d: None,
+        data=data,
+        resume_from=last if last.is_file() else None,
+    )
+    outcome: dict[str, Any] = {
+        "seed": config.seed,
+        "status": str(result.status),
+        REASON: result.reason,
+        "out_dir": str(out),
+    }
+    if result.best_checkpoint.exists():
+        state = checkpoint.load(result.best_checkpoint)
+        test = evaluate(
+            state, config, data.test, out / "test_metrics", f"test split, seed {config.seed}"
+        )
+        outcome |= {"best_val": result.best_metric, "monitor": result.monitor, "test": test}
+    atomic.write_text(done, json.dumps(outcome, indent=2))
+    bucket.publish_run(results, config.seed)
+    return outcome
+
+
+def seed_configs(best_config: TrainConfig, seeds: int) -> list[TrainConfig]:
+    return [best_config.model_copy(update={"seed": best_config.seed + i}) for i in range(seeds)]
+
+
+def retrain_seeds(
+    configs: list[TrainConfig],
+    results: ResultsDir,
+    data_ref: Any,
+    cpus: float,
+    gpu: float,
+    on_done: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
+    """Run every seed on Ray; `on_done(outcome)` as each one finishes (to record it)."""
+    task = ray.remote(_retrain_one).options(num_cpus=cpus, num_gpus=gpu)
+    pending = [task.remote(c.to_dict(), results, data_ref, gpu) for c in configs]
+    outcomes = []
+    with user_errors_from_ray():
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            outcome = ray.get(ready[0])
+            on_done(outcome)
+            outcomes.append(outcome)
+    return sorted(outcomes, key=lambda o: int(o["seed"]))
+
+
+def export(
+    best_config: TrainConfig, outcomes: list[dict[str, Any]], results: ResultsDir
+) -> dict[str, Any]:
+    """`best/` (checkpoint, test metrics, test_summary.json, config) and `best_config.yaml`."""
+    ok = [r for r in outcomes if "test" in r]
+    if not ok:
+        reasons = "; ".join(f"seed {r['seed']}: {r['status']} ({r[REASON]})" for r in outcomes)
+        raise UserError(
+            f"every retraining run of the best config failed ({reasons}); the search's results "
+            f"are kept in {results.where}: lower the lr range or set retrain.epochs"
+        )
+    chosen = _exported(ok)
+    summary = _test_summary(ok, outcomes, chosen, best_config.epochs)
+    summary["refit"] = best_config.dataset.val_fraction == 0
+    # This machine's copy of the run (the outcome's out_dir may name another node's).
+    source = results.retrain_run(chosen["seed"]) / "best" / checkpoint.FILENAME
+    with atomic.atomic_path(results.best_checkpoint) as tmp:
+        shutil.copyfile(source, tmp)
+    write_metrics(chosen["test"], results.test_metrics, f"test split, seed {chosen['seed']}")
+    atomic.write_text(results.test_summary, json.dumps(summary, indent=2))
+    export_config(build_config(best_config.to_dict() | {"seed": chosen["seed"]}), results)
+    return summary
+
+
+def _exported(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seed with the best validation score; after a refit (no validation split, NaN
+    scores) the first seed: choosing by test would leak it."""
+    scored = [r for r in ok if not math.isnan(r["best_val"])]
+    if not scored:
+        return ok[0]
+    objective = Objective.of(ok[0]["monitor"])
+    return max(scored, key=lambda r: objective.sign * r["best_val"])
+
+
+def _test_summary(
+    ok: list[dict[str, Any]], outcomes: list[dict[str, Any]], chosen: dict[str, Any], epochs: int
+) -> dict[str, Any]:
+    accs = [r["test"]["accuracy"] for r in ok]
+    per_class_mean = {
+        c: {
+            k: statistics.fmean(r["test"]["per_class"][c][k] for r in ok)
+            for k in ("accuracy", "precision", "recall", "f1")
+        }
+        for c in chosen["test"]["per_class"]
+    }
+    return {
+        "test_accuracy_mean": statistics.fmean(accs),
+        "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "test_accuracy_by_seed": {str(r["seed"]): r["test"]["accuracy"] for r in ok},
+        "failed_seeds": [r["seed"] for r in outcomes if "test" not in r],
+        "per_class_mean_over_seeds": per_class_mean,
+        "exported_seed": chosen["seed"],
+        "exported_seed_val": None if math.isnan(chosen["best_val"]) else chosen["best_val"],
+        "epochs": epochs,
+    }
+
+
+def export_config(config: TrainConfig, results: ResultsDir, fmt: str = "yaml") -> Path:
+    """`best_config.yaml|json` (the production-training input) and `best/config.yaml`."""
+    atomic.write_text(results.best_trainer_config, config.to_yaml())
+    path = results.best_config(fmt)
+    header = f"# Best config of this search; run it with: python -m trainable train --config {path.name}\n"
+    text = header + config.to_yaml() if fmt == "yaml" else json.dumps(config.to_dict(), indent=2)
+    atomic.write_text(path, text + ("" if fmt == "yaml" else "\n"))
+    return path
+
+
+def load_best_config(results: ResultsDir) -> TrainConfig:
+    path = results.best_trainer_config
+    if not path.is_file():
+        raise UserError(
+            f"{results.where} has no {path.relative_to(results.path)} yet; finish the search "
+            f"first (python -m tuner resume {results.where})"
+        )
+    return build_config(yaml.safe_load(path.read_text()))
