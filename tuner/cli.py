@@ -190,9 +190,17 @@ def _interrupted(err: KeyboardInterrupt, results: ResultsDir | None) -> int:
 def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
     where = results.where
     best = f"{where}/{results.best_config().name}" if results.remote else results.best_config()
+    notes = []
+    if outcome.get("versus_base"):
+        from tuner.results.tables import BaseComparison
+
+        notes.append(BaseComparison(**outcome["versus_base"]).line())
+    for seed, scale in (outcome.get("lr_retried_seeds") or {}).items():
+        notes.append(f"retraining seed {seed} diverged and was trained again at {scale:g}x the lr")
     print(
         f"\n{outcome['summary']}\n"
-        f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
+        + "".join(f"{note}\n" for note in notes)
+        + f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
         f"± {outcome['test_accuracy_std']:.2%}\n"
         f"results: {where}  (report: python -m tuner report {where})\n"
         f"production training: python -m trainable train --config {best}"

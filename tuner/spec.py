@@ -79,6 +79,17 @@ class Param(StrictModel):
             raise ValueError("int needs whole-number 'low' and 'high'")
         return self
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this distribution can propose."""
+        if self.type == "choice":
+            return value in (self.values or [])
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        assert self.low is not None and self.high is not None  # checked by _check
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        return self.low <= value <= self.high
+
     def corners(self) -> list[Any]:
         """Values at the edges of the distribution, to validate against the trainer's ranges."""
         if self.type == "choice":
@@ -103,6 +114,9 @@ class SearcherSpec(StrictModel):
     n_startup_trials: int = Field(8, ge=1, le=100_000)  # random trials before a model is fit
     multivariate: bool = True  # tpe: model parameter interactions jointly
     warm_start_from: str | None = None  # an earlier results folder (same metric and mode)
+    # The base config's own values are the study's first trial, so the search always measures
+    # the default it must beat (and retrains it when nothing beat it).
+    base_first: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> SearcherSpec:
@@ -243,6 +257,19 @@ class SearchSpec(StrictModel):
                 merged, {"dataset": {"val_fraction": 0.0}, "early_stopping": {"patience": None}}
             )
         return build_config(merged)
+
+    def base_point(self) -> tuple[dict[str, Any] | None, str]:
+        """The base config's values of the searched keys, or None and why it cannot be a
+        trial (a value outside its searched range)."""
+        config, point = self.base_config(), {}
+        for key, param in self.space.items():
+            value: Any = config
+            for part in key.split("."):
+                value = getattr(value, part)
+            if not param.contains(value):
+                return None, f"base value of {key} ({value!r}) lies outside its searched range"
+            point[key] = value
+        return point, ""
 
     def base_config(self) -> TrainConfig:
         """The base trainer config; its epochs are the scheduler's max_t."""

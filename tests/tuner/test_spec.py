@@ -213,3 +213,38 @@ def test_checkpoint_interval_defaults_and_bounds() -> None:
     assert validate_spec(with_("checkpoint_interval_s", 0)).checkpoint_interval_s == 0
     with pytest.raises(ConfigError, match="checkpoint_interval_s"):
         validate_spec(with_("checkpoint_interval_s", -1))
+
+
+def test_base_point_is_the_base_configs_values_of_the_searched_keys() -> None:
+    raw = with_("base/batch_size", 32)
+    raw["base"]["model"] = {"width": 8}
+    spec = validate_spec(raw)
+    point, why = spec.base_point()
+    # TrainConfig's defaults where the base does not set a key.
+    assert why == "" and point == {
+        "optimizer.lr": 3e-3,
+        "batch_size": 32,
+        "model.dropout": spec.base_config().model.dropout,
+        "model.width": 8,
+    }
+
+
+def test_a_base_value_outside_its_range_is_not_a_trial() -> None:
+    spec = validate_spec(with_("base/optimizer", {"lr": 0.5}))
+    point, why = spec.base_point()
+    assert point is None and "optimizer.lr" in why and "outside" in why
+
+
+@pytest.mark.parametrize(
+    ("param", "inside", "outside"),
+    [
+        ({"type": "loguniform", "low": 1e-4, "high": 1e-2}, [1e-4, 1e-3, 1e-2], [0.1, True, "x"]),
+        ({"type": "int", "low": 4, "high": 16}, [4, 16, 8.0], [3, 8.5, 17]),
+        ({"type": "choice", "values": [32, "a"]}, [32, "a"], [64, None]),
+    ],
+)
+def test_param_contains(param: dict[str, Any], inside: list[Any], outside: list[Any]) -> None:
+    from tuner.spec import Param
+
+    p = Param(**param)
+    assert all(p.contains(v) for v in inside) and not any(p.contains(v) for v in outside)

@@ -64,6 +64,18 @@ def param_groups(
     return groups
 
 
+def scale_lr(config: TrainConfig, factor: float) -> TrainConfig:
+    """The same config with its learning rate times `factor` (AdamW's `lr`, or SGD's
+    `lr_per_1024`); everything else, the weight decay included, unchanged."""
+    o = config.optimizer
+    if o.name == "sgd":
+        sgd = o.sgd.model_copy(update={"lr_per_1024": o.sgd.lr_per_1024 * factor})
+        optimizer = o.model_copy(update={"sgd": sgd})
+    else:
+        optimizer = o.model_copy(update={"lr": o.lr * factor})
+    return config.model_copy(update={"optimizer": optimizer})
+
+
 def build_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     o = config.optimizer
     if o.name == "sgd":

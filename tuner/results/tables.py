@@ -15,6 +15,8 @@ bias: the winner is the configuration that did best on the validation split, as 
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,62 @@ def write_tables(
     with atomic.atomic_path(results.summary) as tmp:
         summary.to_csv(tmp, index=False)
     return rows, summary
+
+
+@dataclass(frozen=True)
+class BaseComparison:
+    """The search's winner against the base config's own trial, at the same epoch (the last
+    one the base trial reached: ASHA may have stopped it early), on the search's data."""
+
+    metric: str
+    base_trial_id: str
+    epoch: int
+    base_value: float
+    best_trial_id: str
+    best_value: float
+    gain: float  # positive: the winner is better (the metric's direction applied)
+
+    def line(self) -> str:
+        if self.base_trial_id == self.best_trial_id:
+            return f"the base config (trial {self.base_trial_id}) is the search's best"
+        return (
+            f"the winner (trial {self.best_trial_id}) vs the base config (trial "
+            f"{self.base_trial_id}) at epoch {self.epoch}: {self.metric} {self.best_value:.4f} vs "
+            f"{self.base_value:.4f} ({self.gain:+.4f})"
+        )
+
+
+def base_comparison(
+    rows: pd.DataFrame, summary: pd.DataFrame, point: dict[str, Any], objective: Objective
+) -> BaseComparison | None:
+    """None when no trial ran the base config's values or the winner has no row at the
+    base trial's last epoch."""
+    if summary.empty or rows.empty:
+        return None
+    is_base = pd.Series(True, index=summary.index)
+    for key, value in point.items():
+        column = summary.get(f"config.{key}")
+        if column is None:
+            return None
+        is_base &= column.map(lambda v, want=value: _same(v, want))
+    metric = objective.metric
+    base = summary[is_base & summary[f"best_{metric}"].notna()]
+    scored = summary.dropna(subset=[f"best_{metric}"])
+    if base.empty or scored.empty:
+        return None
+    base_id, best_id = str(base[TRIAL_ID].iloc[0]), str(scored[TRIAL_ID].iloc[0])
+    base_rows = rows[rows[TRIAL_ID].astype(str) == base_id].sort_values(EPOCH)
+    epoch = int(base_rows[EPOCH].iloc[-1])
+    best_rows = rows[(rows[TRIAL_ID].astype(str) == best_id) & (rows[EPOCH] == epoch)]
+    if best_rows.empty:
+        return None
+    base_value = float(base_rows[metric].iloc[-1])
+    best_value = float(best_rows[metric].iloc[-1])
+    gain = objective.sign * (best_value - base_value)
+    return BaseComparison(metric, base_id, epoch, base_value, best_id, best_value, gain)
+
+
+def _same(value: Any, want: Any) -> bool:
+    if isinstance(want, float) and isinstance(value, int | float):
+        return math.isclose(float(value), want, rel_tol=1e-9, abs_tol=0.0)
+    return bool(value == want)

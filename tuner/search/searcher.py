@@ -28,6 +28,9 @@ from tuner.spec import SearchSpec
 
 log = logging.getLogger(__name__)
 
+# Marks the study's trial that runs the base config's own values (`enqueue_base`).
+BASE_ATTR = "hpsearch_base_config"
+
 
 class PruneAwareOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,9 +125,25 @@ def make_searcher(
     )
     if results.remote is not None:
         searcher.journal = results.study
+    if spec.searcher.base_first:
+        assert searcher._ot_study is not None  # made in __init__ (space, metric, mode given)
+        enqueue_base(searcher._ot_study, spec)
     if warm is not None:
         # Ray made the study in __init__ (space, metric and mode were given).
         assert searcher._ot_study is not None
         added = seed_study(searcher._ot_study, warm)
         print(f"{warm.line()}; {added} added to the study now", flush=True)
     return searcher
+
+
+def enqueue_base(study: optuna.Study, spec: SearchSpec) -> bool:
+    """The base config as the study's next trial, once: a study that already holds it (a
+    search restarted in its folder) does not get it again. Returns whether it was queued."""
+    point, why = spec.base_point()
+    if point is None:
+        print(f"note: the base config is not tried as a trial: {why}", flush=True)
+        return False
+    if any(t.params == point for t in study.get_trials(deepcopy=False)):
+        return False
+    study.enqueue_trial(point, user_attrs={BASE_ATTR: True})
+    return True

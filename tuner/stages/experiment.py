@@ -15,6 +15,7 @@ the first stage not recorded, so a kill at any moment loses at most the stage in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickletools
@@ -248,7 +249,13 @@ def _run_stages(
         from tuner.stages.retrain import export
 
         test = export(best_config, outcomes, results)
-        keys = ("test_accuracy_mean", "test_accuracy_std", "exported_seed", "failed_seeds")
+        keys = (
+            "test_accuracy_mean",
+            "test_accuracy_std",
+            "exported_seed",
+            "failed_seeds",
+            "lr_retried_seeds",
+        )
         manifest.mark_done("export", **{k: test[k] for k in keys})
     if not manifest.done("register"):
         version = tracker.register()
@@ -310,7 +317,9 @@ def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
             f"reasons are in {search.results.summary} (column 'reason')"
         )
     best = summary.iloc[0]
+    versus_base = _versus_base(spec, rows, summary)
     return {
+        **versus_base,
         "summary": line,
         "trials": len(summary),
         "trial_status_counts": summary["status"].value_counts().to_dict(),
@@ -319,6 +328,19 @@ def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
         best_col: float(best[best_col]),
         "best_params": search.params_of(str(best["trial_id"]), grid),
     }
+
+
+def _versus_base(spec: SearchSpec, rows: Any, summary: Any) -> dict[str, Any]:
+    """The winner against the base config's own trial (printed, and kept in the manifest)."""
+    from tuner.results.tables import base_comparison
+
+    point, _ = spec.base_point()
+    objective = spec.scheduler.objective
+    found = base_comparison(rows, summary, point, objective) if point is not None else None
+    if found is None:
+        return {}
+    print(found.line(), flush=True)
+    return {"versus_base": dataclasses.asdict(found)}
 
 
 def _retrain_stage(
@@ -367,5 +389,9 @@ def _finish(manifest: Manifest) -> dict[str, Any]:
         "test_accuracy_std": export["test_accuracy_std"],
     }
     outcome |= {k: v for k, v in tables.items() if k.startswith("best_") and k != "best_params"}
+    if "versus_base" in tables:
+        outcome["versus_base"] = tables["versus_base"]
+    if export.get("lr_retried_seeds"):
+        outcome["lr_retried_seeds"] = export["lr_retried_seeds"]
     manifest.update(**outcome)
     return outcome

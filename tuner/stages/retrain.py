@@ -28,14 +28,19 @@ from trainable.config import TrainConfig, build_config
 from trainable.data.datasets import Splits
 from trainable.errors import UserError
 from trainable.files import atomic, checkpoint
-from trainable.training.engine import train
+from trainable.training.engine import TrainResult, train
 from trainable.training.evaluation import evaluate
 from trainable.training.metrics import write_metrics
-from trainable.vocab import REASON, Objective
+from trainable.training.optim import scale_lr
+from trainable.vocab import REASON, Objective, Status
 from tuner.integrations.cluster import user_errors_from_ray
 from tuner.results import bucket
 from tuner.results.layout import ResultsDir
 from tuner.search.limits import cap_gpu_memory
+
+# A diverging seed is trained again at these fractions of the winner's learning rate.
+RETRY_LR_SCALES = (0.5, 0.25)
+LR_SCALE_FILE = "lr_scale.txt"
 
 
 def _retrain_one(
@@ -54,20 +59,16 @@ def _retrain_one(
     if config.dataset.val_fraction == 0:  # a refit: the search's validation images train too
         data = data.without_validation()
     cap_gpu_memory(gpu_fraction)
-    last = out / "last" / checkpoint.FILENAME
-    result = train(
-        config,
-        out,
-        report=lambda m, _d: None,
-        data=data,
-        resume_from=last if last.is_file() else None,
-    )
+    result, lr_scale, diverged = _train_until_stable(config, out, data)
     outcome: dict[str, Any] = {
         "seed": config.seed,
         "status": str(result.status),
         REASON: result.reason,
         "out_dir": str(out),
+        "lr_scale": lr_scale,
+        "diverged_at_lr_scale": diverged,
     }
+    config = scale_lr(config, lr_scale)
     if result.best_checkpoint.exists():
         state = checkpoint.load(result.best_checkpoint)
         test = evaluate(
@@ -77,6 +78,40 @@ def _retrain_one(
     atomic.write_text(done, json.dumps(outcome, indent=2))
     bucket.publish_run(results, config.seed)
     return outcome
+
+
+def _train_until_stable(
+    config: TrainConfig, out: Path, data: Splits, scales: tuple[float, ...] = (1.0, *RETRY_LR_SCALES)
+) -> tuple[TrainResult, float, list[float]]:
+    """Train; a run whose loss diverges is trained again from scratch at a lower learning
+    rate (a winner found on a subset can be too aggressive for more data), at most
+    `len(scales) - 1` times. Returns the last result, its lr scale and the scales that
+    diverged. The scale in use is kept in the run folder, so a killed retry resumes at it."""
+    scale_file = out / LR_SCALE_FILE
+    start = scales.index(float(scale_file.read_text())) if scale_file.is_file() else 0
+    diverged = list(scales[:start])
+    for scale in scales[start:]:
+        last = out / "last" / checkpoint.FILENAME
+        result = train(
+            scale_lr(config, scale),
+            out,
+            report=lambda m, _d: None,
+            data=data,
+            resume_from=last if last.is_file() else None,
+        )
+        if result.status != Status.DIVERGED or scale == scales[-1]:
+            return result, scale, diverged
+        diverged.append(scale)
+        following = scales[scales.index(scale) + 1]
+        print(
+            f"seed {config.seed} diverged ({result.reason}); training it again from scratch at "
+            f"{following:g}x the learning rate",
+            flush=True,
+        )
+        for stale in ("last", "best"):  # the retry starts from scratch, not from a NaN state
+            shutil.rmtree(out / stale, ignore_errors=True)
+        atomic.write_text(scale_file, repr(following))
+    raise AssertionError("unreachable: the last scale returns")
 
 
 def seed_configs(best_config: TrainConfig, seeds: int) -> list[TrainConfig]:
@@ -124,7 +159,8 @@ def export(
         shutil.copyfile(source, tmp)
     write_metrics(chosen["test"], results.test_metrics, f"test split, seed {chosen['seed']}")
     atomic.write_text(results.test_summary, json.dumps(summary, indent=2))
-    export_config(build_config(best_config.to_dict() | {"seed": chosen["seed"]}), results)
+    exported = scale_lr(best_config, float(chosen.get("lr_scale", 1.0)))
+    export_config(build_config(exported.to_dict() | {"seed": chosen["seed"]}), results)
     return summary
 
 
@@ -154,6 +190,10 @@ def _test_summary(
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
         "test_accuracy_by_seed": {str(r["seed"]): r["test"]["accuracy"] for r in ok},
         "failed_seeds": [r["seed"] for r in outcomes if "test" not in r],
+        # Seeds that diverged and were trained again at a lower learning rate: {seed: scale}.
+        "lr_retried_seeds": {
+            str(r["seed"]): r["lr_scale"] for r in outcomes if r.get("lr_scale", 1.0) != 1.0
+        },
         "per_class_mean_over_seeds": per_class_mean,
         "exported_seed": chosen["seed"],
         "exported_seed_val": None if math.isnan(chosen["best_val"]) else chosen["best_val"],

@@ -14,6 +14,7 @@ from trainable.model.network import build_network
 from trainable.training.optim import (
     build_optimizer,
     build_schedule,
+    scale_lr,
     sgd_hyperparameters,
     triangular,
 )
@@ -183,3 +184,16 @@ def test_optimizer_and_schedule_errors_name_key_value_and_range(
     assert "\n" not in str(info.value)
     for needle in needles:
         assert needle in str(info.value), (needle, str(info.value))
+
+
+def test_scale_lr_scales_the_rate_of_either_optimizer_and_nothing_else(
+    tiny_config: TinyConfig,
+) -> None:
+    adamw = tiny_config(optimizer={"name": "adamw", "lr": 0.01, "weight_decay": 0.1})
+    halved = scale_lr(adamw, 0.5)
+    assert halved.optimizer.lr == pytest.approx(0.005) and halved.optimizer.weight_decay == 0.1
+    sgd = tiny_config(optimizer={"name": "sgd", "sgd": {"lr_per_1024": 8.0}})
+    quarter = scale_lr(sgd, 0.25)
+    assert quarter.optimizer.sgd.lr_per_1024 == pytest.approx(2.0)
+    assert quarter.optimizer.sgd.weight_decay_per_1024 == sgd.optimizer.sgd.weight_decay_per_1024
+    assert quarter.model_copy(update={"optimizer": sgd.optimizer}) == sgd

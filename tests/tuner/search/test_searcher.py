@@ -9,8 +9,9 @@ from optuna.trial import TrialState
 
 from trainable.vocab import FINAL
 from tuner.results.layout import ResultsDir
-from tuner.search.searcher import PruneAwareOptunaSearch
-from tuner.search.study import study_storage
+from tuner.search.searcher import BASE_ATTR, PruneAwareOptunaSearch, enqueue_base
+from tuner.search.study import distributions, study_storage
+from tuner.spec import validate_spec
 
 SPACE = {"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
 
@@ -60,3 +61,35 @@ def test_restored_searcher_skips_a_trial_the_study_saw_end(tmp_path: Path) -> No
     assert trial.state == TrialState.COMPLETE and trial.value == 0.6
     assert trial.intermediate_values == {1: 0.5}
     assert after.suggest("b") is not None  # the search carries on
+
+
+def test_the_base_config_is_the_first_trial_once(tmp_path: Path) -> None:
+    spec = validate_spec(
+        {
+            "name": "s",
+            "base": {"dataset": {"name": "synthetic"}, "optimizer": {"lr": 0.003}},
+            "space": {"optimizer.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},
+        }
+    )
+
+    def made() -> PruneAwareOptunaSearch:
+        s = PruneAwareOptunaSearch(
+            space=distributions(spec.space),
+            metric="val_acc",
+            mode="max",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            study_name="s",
+            storage=study_storage(ResultsDir(tmp_path)),
+        )
+        assert s._ot_study is not None
+        return s
+
+    first = made()
+    assert enqueue_base(first._ot_study, spec) is True
+    assert first.suggest("a") == {"optimizer.lr": 0.003}
+    assert first.suggest("b") != {"optimizer.lr": 0.003}  # then the sampler's own proposals
+    # A search restarted in the same folder: the study holds the base point already.
+    again = made()
+    assert enqueue_base(again._ot_study, spec) is False
+    base = [t for t in again._ot_study.get_trials(deepcopy=False) if t.user_attrs.get(BASE_ATTR)]
+    assert [t.params for t in base] == [{"optimizer.lr": 0.003}]

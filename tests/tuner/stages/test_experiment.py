@@ -217,3 +217,26 @@ def test_cli_gpu_refusal_is_one_line(tmp_path: Path) -> None:
     assert last.startswith("error: each trial asks for 0.25 GPU") and "--cpu" in last
     assert "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
+    finished: tuple[Path, dict[str, Any]],
+) -> None:
+    results_dir, outcome = finished
+    spec = validate_spec(yaml.safe_load((results_dir / "search_space.yaml").read_text()))
+    point, _ = spec.base_point()
+    assert point is not None
+    study = load_study(results_dir, "tiny")
+    assert study.trials[0].params == pytest.approx(point)  # the first trial: the defaults
+    rows = pd.read_parquet(results_dir / "trials.parquet")
+    versus = outcome["versus_base"]
+    base_rows = rows[rows["trial_id"].astype(str) == versus["base_trial_id"]]
+    assert base_rows["config.optimizer.lr"].iloc[0] == pytest.approx(point["optimizer.lr"])
+    assert versus["epoch"] == base_rows["epoch"].max()
+    best = rows[(rows["trial_id"].astype(str) == versus["best_trial_id"])]
+    at_epoch = best[best["epoch"] == versus["epoch"]]["val_loss"].iloc[0]
+    # val_loss is minimised: a positive gain is a lower loss than the base's at that epoch.
+    assert versus["gain"] == pytest.approx(base_rows["val_loss"].iloc[-1] - at_epoch)
+    assert versus["best_trial_id"] == str(outcome["best_trial_id"])
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    assert manifest["stages"]["tables"]["versus_base"] == versus

@@ -1,0 +1,41 @@
+"""Retraining a seed: a diverging run is trained again from scratch at a lower learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from trainable.config import TrainConfig
+from trainable.data.datasets import load_splits
+from trainable.vocab import Status
+from tuner.stages.retrain import LR_SCALE_FILE, _train_until_stable
+
+EXPLODES = {"name": "adamw", "lr": 10.0, "weight_decay": 1.0}
+
+
+def test_a_diverging_seed_is_trained_again_at_a_lower_rate(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    # AdamW at lr 10 with decoupled weight decay 1 multiplies the weights by -9 a step: the
+    # loss is inf within the first epoch's 32 steps. At 1e-4 of that rate it trains.
+    config = tiny_config(epochs=2, batch_size=16, optimizer=EXPLODES)
+    data = load_splits(config.dataset)
+    result, scale, diverged = _train_until_stable(config, tmp_path, data, (1.0, 1e-4))
+    assert diverged == [1.0] and scale == 1e-4
+    assert result.status == Status.COMPLETED and result.epochs_run == 2
+    assert (tmp_path / LR_SCALE_FILE).read_text() == repr(1e-4)
+    # The run folder holds the retry's training, not the diverged one's state.
+    assert result.best_checkpoint.is_file()
+    # Run again in the same folder (a resumed retrain): it goes on at the recorded scale.
+    again, scale_again, diverged_again = _train_until_stable(config, tmp_path, data, (1.0, 1e-4))
+    assert scale_again == 1e-4 and diverged_again == [1.0]
+    assert again.status == Status.COMPLETED
+
+
+def test_the_last_scale_is_kept_when_every_rate_diverges(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    config = tiny_config(epochs=1, batch_size=16, optimizer=EXPLODES)
+    data = load_splits(config.dataset)
+    result, scale, diverged = _train_until_stable(config, tmp_path, data, (1.0, 0.9))
+    assert result.status == Status.DIVERGED and scale == 0.9 and diverged == [1.0]
