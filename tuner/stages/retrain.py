@@ -81,7 +81,10 @@ def _retrain_one(
 
 
 def _train_until_stable(
-    config: TrainConfig, out: Path, data: Splits, scales: tuple[float, ...] = (1.0, *RETRY_LR_SCALES)
+    config: TrainConfig,
+    out: Path,
+    data: Splits,
+    scales: tuple[float, ...] = (1.0, *RETRY_LR_SCALES),
 ) -> tuple[TrainResult, float, list[float]]:
     """Train; a run whose loss diverges is trained again from scratch at a lower learning
     rate (a winner found on a subset can be too aggressive for more data), at most
