@@ -53,9 +53,9 @@ def test_results_hold_no_secret_and_nothing_world_writable(tmp_path: Path) -> No
 def test_every_torch_load_uses_weights_only() -> None:
     calls = []
     for source in [
-        *REPO.glob("trainable/*.py"),
-        *REPO.glob("tuner/*.py"),
-        *REPO.glob("bench/*.py"),
+        *REPO.glob("trainable/**/*.py"),
+        *REPO.glob("tuner/**/*.py"),
+        *REPO.glob("bench/**/*.py"),
     ]:
         for node in ast.walk(ast.parse(source.read_text())):
             if (
