@@ -1,9 +1,10 @@
-"""`python -m tuner run|validate|resume|export|report|list|show`: hyperparameter search on Ray Tune."""
+"""`python -m tuner run|init|validate|resume|export|report|list|show`: hyperparameter search on Ray Tune."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,15 @@ from tuner.spec import SearchSpec, validate_spec
 
 EXAMPLES = {
     "run": """examples:
+  python -m tuner run --data-root ~/my-images --time-budget 10m   # no spec: planned for you
   python -m tuner run search_spaces/quick.yaml --data-root ../shared/datasets/cifar10-jpeg
   python -m tuner run search_spaces/default.yaml --address auto --storage-path /shared/results
   python -m tuner run search_spaces/default.yaml --address auto --storage-path s3://bucket/searches
   python -m tuner run search_spaces/default.yaml --cpu      # same search without GPUs
+""",
+    "init": """examples:
+  python -m tuner init ~/my-images --time-budget 10m           # writes my-images.yaml
+  python -m tuner init ~/my-images --time-budget 1h --out spec.yaml
 """,
     "validate": "examples:\n  python -m tuner validate search_spaces/default.yaml\n",
     "resume": """examples:
@@ -74,9 +80,23 @@ def _parser() -> argparse.ArgumentParser:
             "prefer an SSH tunnel to an open port)",
         )
 
-    r = add("run", "run a search from a YAML search-space file")
-    r.add_argument("spec", type=Path, help="search-space YAML (see search_spaces/)")
+    r = add("run", "run a search from a YAML search-space file, or from an image folder")
+    r.add_argument(
+        "spec",
+        type=Path,
+        nargs="?",
+        help="search-space YAML (see search_spaces/); without it, --data-root and "
+        "--time-budget plan the run as 'tuner init' would",
+    )
     r.add_argument("--data-root", help="where the dataset lives (overrides base.dataset.root)")
+    r.add_argument(
+        "--time-budget",
+        help="without a spec: the whole run's wall time (600, 10m, 1.5h), search and final "
+        "training included",
+    )
+    r.add_argument(
+        "--name", help="without a spec: the results folder's name (default: the folder's)"
+    )
     r.add_argument(
         "--storage-path",
         help="where the results folder goes: a folder or a bucket URI such as s3://bucket/prefix "
@@ -86,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         "--cpu", action="store_true", help="run on CPUs only: no GPU per trial, device cpu"
     )
     ray_args(r)
+
+    i = add("init", "inspect an image folder and this machine; write the spec 'run' would use")
+    i.add_argument(
+        "data_root", type=Path, help="root/train/<class>/* [root/test/...], or root/<class>/*"
+    )
+    i.add_argument("--time-budget", default="10m", help="the whole run's wall time (default 10m)")
+    i.add_argument("--out", type=Path, help="where to write the spec (default: NAME.yaml here)")
+    i.add_argument("--name", help="the results folder's name (default: the data folder's)")
 
     v = add("validate", "check a search-space file; starts nothing, writes nothing")
     v.add_argument("spec", type=Path)
@@ -125,8 +153,52 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
     if getattr(args, "storage_path", None):
         raw = deep_merge(raw, {"storage_path": args.storage_path})
     if getattr(args, "cpu", False):
-        raw = deep_merge(raw, {"resources": {"gpu": 0}, "base": {"device": "cpu"}})
+        no_gpu = {"resources": {"gpu": 0}, "retrain": {"gpu": 0}, "base": {"device": "cpu"}}
+        raw = deep_merge(raw, no_gpu)
     return validate_spec(raw, str(path)), raw
+
+
+def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
+    """`run` without a spec: the folder and the budget planned as `init` would."""
+    from tuner.planning.auto import parse_duration, plan_folder
+
+    if not args.data_root or not args.time_budget:
+        raise ConfigError(
+            "run needs a search-space file, or --data-root DIR and --time-budget (e.g. 10m) "
+            "to plan one"
+        )
+    t0 = time.monotonic()
+    planned = plan_folder(Path(args.data_root), parse_duration(args.time_budget), args.name)
+    raw = planned.spec()
+    # The run's clock starts after planning: what planning took comes off its budget.
+    raw["budget"]["total_s"] = round(raw["budget"]["total_s"] - (time.monotonic() - t0), 1)
+    if args.storage_path:
+        raw["storage_path"] = args.storage_path
+    if args.cpu:
+        raw = deep_merge(raw, {"resources": {"gpu": 0}, "retrain": {"gpu": 0}})
+        raw["base"]["device"] = "cpu"
+    return validate_spec(raw, f"the plan for {args.data_root}"), raw
+
+
+def _init(args: argparse.Namespace) -> int:
+    from tuner.planning.auto import parse_duration, plan_folder
+
+    budget_s = parse_duration(args.time_budget)
+    out = args.out
+    if out is not None and out.exists():
+        raise ConfigError(f"{out} already exists; pass another --out, or remove it first")
+    planned = plan_folder(args.data_root, budget_s, args.name)
+    out = out or Path(f"{planned.plan.name}.yaml")
+    if out.exists():
+        raise ConfigError(f"{out} already exists; pass another --out, or remove it first")
+    validate_spec(planned.spec(), str(out))  # what run would refuse is never written
+    text = planned.yaml()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from trainable.files import atomic
+
+    atomic.write_text(out, text)
+    print(f"wrote {out}; run it with: python -m tuner run {out}")
+    return 0
 
 
 def _ray_options(args: argparse.Namespace) -> Any:
@@ -208,6 +280,7 @@ def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    t_start = time.monotonic()
     args = _parser().parse_args(argv)
     results: ResultsDir | None = None
     try:
@@ -220,17 +293,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in ("export", "report", "list", "show"):
             return _afterwards(args)
+        if args.command == "init":
+            return _init(args)
         from tuner.results import bucket
         from tuner.stages import experiment
 
+        budget_s = None  # the whole run's, for the closing wall-time line
         if args.command == "run":
-            spec, raw = load(args.spec, args)
+            spec, raw = load(args.spec, args) if args.spec else _planned(args)
+            budget_s = spec.budget.total_s if spec.budget else None
+            if not args.spec:  # planned: the budget given, planning included
+                from tuner.planning.auto import parse_duration
+
+                budget_s = parse_duration(args.time_budget)
             results = experiment.results_dir_for(spec)
             outcome = experiment.run(spec, raw, _ray_options(args))
         else:
             results = bucket.results_at(args.results_dir)
             outcome = experiment.resume(results, _ray_options(args))
         _print_outcome(outcome, results)
+        if budget_s:
+            wall = time.monotonic() - t_start
+            print(
+                f"wall time {wall:.0f} s for a budget of {budget_s:.0f} s ({wall / budget_s:.0%})"
+            )
         return 0
     except KeyboardInterrupt as err:  # a second signal, or one outside the search stage
         return _interrupted(err, results)

@@ -191,6 +191,29 @@ class RetrainSpec(StrictModel):
     # ranking carries over), retrain the winner on more images, e.g. {train_subset: null}.
     # The retraining then loads its own data once on the driver; the test split is unchanged.
     dataset: dict[str, Any] = Field(default_factory=dict)
+    # Each seed's resources; None: a trial's (`resources`). One seed on a whole machine
+    # (what `tuner init` plans) trains with every core instead of one.
+    cpus: float | None = Field(None, gt=0, le=1024)
+    gpu: float | None = Field(None, ge=0, le=64)
+
+
+class BudgetSpec(StrictModel):
+    """The whole run's wall time, end to end (`time_budget_s` is the search's alone).
+
+    When the search ends, the final training gets the epochs that fit what is left: the time
+    since the run started is subtracted from `total_s`, then `after_retrain_s` (the test
+    evaluation and export), and the rest is divided by `retrain_epoch_s`, one epoch of the
+    final training on this machine (`tuner init` measures it). At least one epoch, at most
+    `max_epochs`; without a budget, `retrain.epochs` holds."""
+
+    total_s: float = Field(gt=0)
+    retrain_epoch_s: float = Field(gt=0)
+    after_retrain_s: float = Field(0.0, ge=0)
+    max_epochs: int = Field(40, ge=1, le=10000)
+
+    def epochs(self, elapsed_s: float) -> int:
+        left = self.total_s - elapsed_s - self.after_retrain_s
+        return max(1, min(self.max_epochs, int(left / self.retrain_epoch_s)))
 
 
 class TrackingSpec(StrictModel):
@@ -210,6 +233,7 @@ class SearchSpec(StrictModel):
     time_budget_s: float | None = Field(None, gt=0)
     resources: ResourcesSpec = ResourcesSpec()
     retrain: RetrainSpec = RetrainSpec()
+    budget: BudgetSpec | None = None
     tracking: TrackingSpec = TrackingSpec()
     max_failures: int = Field(2, ge=0, le=100)  # retries per trial, from its last checkpoint
     # A trial writes a checkpoint at each ASHA rung, at its last epoch, and once this many
@@ -245,10 +269,11 @@ class SearchSpec(StrictModel):
             raise ValueError("space must search at least one trainer key")
         return self
 
-    def retrain_config(self, params: dict[str, Any]) -> TrainConfig:
+    def retrain_config(self, params: dict[str, Any], epochs: int | None = None) -> TrainConfig:
         """The winner's trainer config for retraining: its sampled params, the retraining
-        epochs, and with `retrain.refit` every training image (no validation split)."""
-        epochs = self.retrain.epochs or self.scheduler.max_t
+        epochs (`epochs`, else `retrain.epochs`, else max_t), and with `retrain.refit` every
+        training image (no validation split)."""
+        epochs = epochs or self.retrain.epochs or self.scheduler.max_t
         merged = deep_merge(self.base_config().to_dict(), trial_overrides(params))
         merged = deep_merge(merged, {"epochs": epochs})
         merged = deep_merge(merged, {"dataset": self.retrain.dataset})

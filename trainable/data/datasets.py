@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from trainable.config import DatasetConfig
-from trainable.data.folder import SPLITS, decode_folder
+from trainable.data.folder import decode_folder
 from trainable.data.mapped import CacheRef, MappedImages, concat
+from trainable.data.scan import SPLITS
 from trainable.errors import DataError
 
 CIFAR10_CLASSES = (

@@ -1,6 +1,6 @@
 """An image-folder tree decoded once into a uint8 cache on disk, in bounded memory.
 
-`root/{train,test}/<class>/*` is decoded, resized to `image_size`, into
+`root/{train,test}/<class>/*` (or a layout `trainable.data.scan` reads) is decoded, resized to `image_size`, into
 `<cache>/<key>/{train,test}_{x,y}.npy`, where the key hashes every file's relative path, size
 and modification time (the quick check `make` and `rsync` use) plus the size: an edited folder
 is decoded again (and its earlier cache removed), an unchanged one never. Decoding writes block
@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from trainable.data.datasize import decoded_bytes, human, require_disk
+from trainable.data.scan import Samples, scan_folder
 from trainable.errors import DataError
 
 _CACHE_VERSION = 1
 _META = "meta.json"  # written last: a cache folder without it is not (fully) decoded
-SPLITS = ("train", "test")
 # Images decoded per step of the cache writer: about this many bytes in flight, whatever the
 # set's size, so decoding runs in constant memory.
 _DECODE_BLOCK_BYTES = 64 * 1024 * 1024
@@ -56,6 +56,7 @@ class DecodedFolder:
     image_size: int
     key: str
     classes: tuple[str, ...]
+    split_note: str = ""  # where the test split came from, when it was carved
 
     @property
     def directory(self) -> Path:
@@ -76,14 +77,15 @@ class DecodedFolder:
             lines = note.read_text(errors="replace").splitlines()
             first = next((ln for ln in lines if ln.strip()), "")
             text += f" ({first.lstrip('# ').strip()})"
-        return text
+        return f"{text}; {self.split_note}" if self.split_note else text
 
 
 def decode_folder(root: Path, image_size: int) -> DecodedFolder:
     """The folder's cache, decoded first if this machine has none for its current content."""
-    samples, classes = _scan(root)
+    scan = scan_folder(root)
+    samples, classes = scan.samples, scan.classes
     key = _folder_key(root, samples, image_size)
-    folder = DecodedFolder(root, image_size, key, classes)
+    folder = DecodedFolder(root, image_size, key, classes, scan.note())
     if not folder.ready():
         count = sum(len(v) for v in samples.values())
         require_disk(count, image_size, cache_dir())
@@ -129,27 +131,7 @@ def _drop_superseded(folder: DecodedFolder) -> None:
         )
 
 
-def _scan(root: Path) -> tuple[dict[str, list[tuple[str, int]]], tuple[str, ...]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-    for split in SPLITS:
-        if not (root / split).is_dir():
-            raise DataError(
-                f"image folder {root} has no '{split}/' subfolder; expected "
-                f"{root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg (set --data-root)"
-            )
-    try:
-        classes, class_to_idx = find_classes(str(root / "train"))
-        samples = {
-            split: make_dataset(str(root / split), class_to_idx, extensions=IMG_EXTENSIONS)
-            for split in SPLITS
-        }
-    except (FileNotFoundError, OSError) as err:
-        raise DataError(f"cannot read image folder {root}: {err}") from err
-    return samples, tuple(classes)
-
-
-def _folder_key(root: Path, samples: dict[str, list[tuple[str, int]]], image_size: int) -> str:
+def _folder_key(root: Path, samples: Samples, image_size: int) -> str:
     h = hashlib.sha256(f"v{_CACHE_VERSION}:{image_size}".encode())
     for split, items in samples.items():
         for path, label in items:
@@ -181,7 +163,7 @@ def _decode_one(args: tuple[str, int]) -> np.ndarray:
 
 def _decode_to_cache(
     root: Path,
-    samples: dict[str, list[tuple[str, int]]],
+    samples: Samples,
     classes: tuple[str, ...],
     image_size: int,
     where: Path,

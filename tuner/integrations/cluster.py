@@ -169,6 +169,17 @@ def check_resources(spec: SearchSpec) -> None:
             f"each trial asks for {spec.resources.gpu} GPUs but the largest node has "
             f"{per_node_gpus:g}; lower resources.gpu"
         )
+    r = spec.retrain
+    if r.cpus is not None and r.cpus > per_node_cpus:
+        raise DeviceError(
+            f"each retraining seed asks for retrain.cpus={r.cpus:g} but the largest node has "
+            f"{per_node_cpus:g} CPUs; lower retrain.cpus"
+        )
+    if r.gpu is not None and r.gpu > per_node_gpus:
+        raise DeviceError(
+            f"each retraining seed asks for retrain.gpu={r.gpu:g} but the largest node has "
+            f"{per_node_gpus:g} GPUs; lower retrain.gpu, or pass --cpu"
+        )
 
 
 def _sees_marker(path: str, token: str) -> bool:

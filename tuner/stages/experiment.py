@@ -66,6 +66,7 @@ def _no_world_writable_files() -> None:
 
 
 def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[str, Any]:
+    started = time.monotonic()  # the budget's clock (spec.budget)
     results = results_dir_for(spec)
     if results.remote is not None:
         storage.check_bucket(results.remote)
@@ -82,7 +83,7 @@ def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[st
         _create(results, spec_raw, splits.provenance)
         if warm is not None:
             Manifest(results.manifest).update(warm_start=warm.summary())
-        return _stages(spec, results, splits, stop, warm)
+        return _stages(spec, results, splits, stop, warm, started)
 
 
 def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str) -> None:
@@ -196,8 +197,15 @@ def _prepare(spec: SearchSpec, results: ResultsDir) -> Any:
 
 
 def _stages(
-    spec: SearchSpec, results: ResultsDir, splits: Any, stop: StopState, warm: WarmStart | None
+    spec: SearchSpec,
+    results: ResultsDir,
+    splits: Any,
+    stop: StopState,
+    warm: WarmStart | None,
+    started: float | None = None,
 ) -> dict[str, Any]:
+    """The stages from the first one not done; `started` (time.monotonic) is when an
+    uninterrupted run began, None for a resumed one."""
     from tuner.integrations.tracking import tracked
     from tuner.search.run import SearchRun
 
@@ -206,7 +214,7 @@ def _stages(
     try:
         with tracked(spec, results, manifest) as tracker:
             search = SearchRun(spec, results, data_ref, warm)
-            return _run_stages(spec, results, search, manifest, stop, tracker)
+            return _run_stages(spec, results, search, manifest, stop, tracker, started)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise
@@ -230,6 +238,7 @@ def _run_stages(
     manifest: Manifest,
     stop: StopState,
     tracker: Any,
+    started: float | None,
 ) -> dict[str, Any]:
     """The stages in order; `tracker` (tuner.integrations.tracking) mirrors each into MLflow when on."""
     data_ref = search.data_ref
@@ -242,7 +251,10 @@ def _run_stages(
         manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
         bucket.publish(results)
         tracker.tag_trials(results.summary)
-    best_config = spec.retrain_config(manifest.stage("tables")["best_params"])
+    if not manifest.done("plan_retrain"):
+        manifest.mark_done("plan_retrain", epochs=_retrain_epochs(spec, started))
+    epochs = int(manifest.stage("plan_retrain")["epochs"])
+    best_config = spec.retrain_config(manifest.stage("tables")["best_params"], epochs)
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
     tracker.log_seeds(outcomes)
     if not manifest.done("export"):
@@ -262,6 +274,22 @@ def _run_stages(
         if version is not None:  # tracking on and the registry took it
             manifest.mark_done("register", model=spec.name, version=version)
     return _finish(manifest)
+
+
+def _retrain_epochs(spec: SearchSpec, started: float | None) -> int:
+    """The final training's epochs: what the run's budget leaves when the search is done, in
+    a run that went uninterrupted; else `retrain.epochs` (a resumed run's clock has a gap)."""
+    planned = spec.retrain.epochs or spec.scheduler.max_t
+    if spec.budget is None or started is None:
+        return planned
+    epochs = spec.budget.epochs(time.monotonic() - started)
+    left = spec.budget.total_s - (time.monotonic() - started)
+    print(
+        f"final training: {epochs} epochs in the {max(0.0, left):.0f} s the budget leaves "
+        f"({spec.budget.retrain_epoch_s:.1f} s an epoch; {planned} planned)",
+        flush=True,
+    )
+    return epochs
 
 
 def _search_stage(
@@ -364,7 +392,10 @@ def _retrain_stage(
     if todo:
         if spec.retrain.dataset:  # retraining on other subsets: decoded once more, shared alike
             data_ref = share_data(load_splits(best_config.dataset))
-        retrain_seeds(todo, results, data_ref, spec.resources.cpus, spec.resources.gpu, record)
+        r = spec.retrain
+        cpus = r.cpus if r.cpus is not None else spec.resources.cpus
+        gpu = r.gpu if r.gpu is not None else spec.resources.gpu
+        retrain_seeds(todo, results, data_ref, cpus, gpu, record)
     # Every seed's outcome from its own file: the ones done by an earlier process (or, with
     # a bucket, on another node) included.
     for c in configs:

@@ -1,0 +1,123 @@
+"""The planner's sizing: folders of each shape, a fake machine, measured speeds given."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from trainable.data.inspect import FolderSummary
+from tuner.planning.machine import Machine
+from tuner.planning.plan import (
+    CPU_IMAGE_SIZE_CAP,
+    MAX_RETRAIN_EPOCHS,
+    RESERVE,
+    Speed,
+    architecture,
+    make_plan,
+    name_for,
+)
+from tuner.spec import validate_spec
+
+LAPTOP = Machine(cpus=2, memory_gib=24)
+GPU_BOX = Machine(cpus=16, memory_gib=128, gpus=1, gpu_name="NVIDIA H100", bf16=True)
+SPEED = Speed(trial_images_per_s=1000, retrain_images_per_s=1800)
+
+
+def folder(
+    classes: int = 10, per_class: int = 5000, side: int = 32, test: int = 1000
+) -> FolderSummary:
+    return FolderSummary(
+        root=Path("/data/pets"),
+        classes=tuple(f"c{i}" for i in range(classes)),
+        train_counts=(per_class,) * classes,
+        test_counts=(test,) * classes,
+        test_carved=False,
+        split_note="",
+        sizes=((side, side),) * 10,
+        modes={"RGB": 10},
+        decode_s_per_image=0.0002,
+        sampled=10,
+    )
+
+
+def test_cifar_sized_folder_on_a_laptop_fills_the_budget() -> None:
+    data, budget = folder(), 600.0
+    plan = make_plan(data, LAPTOP, budget, SPEED, elapsed_s=10)
+    # Every second is accounted for: fixed costs (the 5% reserve included), search, training.
+    assert plan.fixed_s + plan.search_s + plan.retrain_s <= budget
+    assert plan.fixed_s >= RESERVE * budget + 10
+    assert budget - (plan.fixed_s + plan.search_s + plan.retrain_s) < 50_000 / 1800  # < 1 epoch
+    # Most of it trains the final model, on every training image.
+    assert plan.retrain_s > plan.search_s
+    assert plan.retrain_epochs == int(0.65 * (budget - plan.fixed_s) / (50_000 / 1800))
+    assert plan.arch.concurrency == 2 and plan.arch.cpus_per_trial == 1
+    spec = validate_spec(plan.spec())
+    assert spec.retrain.epochs == plan.retrain_epochs and spec.retrain.refit
+    assert spec.retrain.cpus == 2 and spec.retrain.seeds == 1
+    assert spec.time_budget_s == pytest.approx(plan.search_s, abs=0.1)
+    assert spec.base["dataset"]["train_subset"] == plan.trial_subset <= 45_000
+    assert spec.searcher.base_first and "augment.hflip" in spec.space
+
+
+def test_a_long_budget_caps_training_and_searches_with_the_rest() -> None:
+    plan = make_plan(folder(per_class=100), LAPTOP, 3600, SPEED)
+    assert plan.retrain_epochs == MAX_RETRAIN_EPOCHS
+    assert plan.search_s > plan.retrain_s
+    assert plan.num_samples >= 12
+
+
+def test_a_short_budget_on_a_big_folder_searches_a_subset_briefly() -> None:
+    plan = make_plan(folder(per_class=20_000), LAPTOP, 600, SPEED)
+    epoch_s = 200_000 / 1800
+    # Fewer than 4 epochs at the usual share: training takes 85%, in whole epochs, and the
+    # search what is left (a subset, one epoch a trial).
+    assert plan.retrain_epochs == int(0.85 * (600 - plan.fixed_s) / epoch_s) == 3
+    assert any("short budget" in note for note in plan.notes)
+    assert plan.search_s == pytest.approx(600 - plan.fixed_s - 3 * epoch_s)
+    assert plan.trial_subset < 180_000 and plan.max_t == 1
+
+
+def test_too_short_a_budget_says_how_long_is_enough() -> None:
+    with pytest.raises(ValueError, match=r"too short for this folder here: at least \d+ s"):
+        make_plan(folder(per_class=20_000), LAPTOP, 60, SPEED)
+
+
+@pytest.mark.parametrize(
+    ("side", "cpu", "gpu"), [(8, 8, 8), (28, 28, 28), (96, 32, 96), (256, 32, 128)]
+)
+def test_image_size_follows_the_images_capped_per_device(side: int, cpu: int, gpu: int) -> None:
+    assert architecture(folder(side=side), LAPTOP).image_size == min(cpu, CPU_IMAGE_SIZE_CAP)
+    assert architecture(folder(side=side), GPU_BOX).image_size == gpu
+
+
+def test_a_gpu_packs_four_trials_and_retrains_on_the_whole_card() -> None:
+    plan = make_plan(folder(), GPU_BOX, 600, Speed(5000, 20_000))
+    spec = validate_spec(plan.spec())
+    assert spec.max_concurrent_trials == 4 and spec.resources.gpu == 0.25
+    assert spec.resources.cpus == 4 and spec.retrain.gpu == 1 and spec.base["device"] == "cuda"
+    assert spec.base["model"]["width"] == 64
+
+
+@pytest.mark.parametrize("classes", [2, 1000])
+def test_class_counts_from_2_to_1000_plan_valid_specs(classes: int) -> None:
+    data = folder(classes=classes, per_class=max(5, 20_000 // classes), test=5)
+    plan = make_plan(data, LAPTOP, 900, SPEED)
+    spec = validate_spec(plan.spec())
+    assert spec.base["dataset"]["val_subset"] >= min(500, 10 * classes) or classes == 1000
+    assert plan.trial_subset >= min(int(data.num_train * 0.9), 20 * classes)
+
+
+def test_imbalanced_and_tiny_folders_plan_valid_specs() -> None:
+    tiny = replace(folder(classes=3), train_counts=(2000, 600, 200), test_counts=(300,) * 3)
+    validate_spec(make_plan(tiny, LAPTOP, 300, SPEED).spec())
+    few = folder(classes=10, per_class=50, test=100)
+    plan = make_plan(few, LAPTOP, 300, SPEED)
+    assert plan.trial_subset == 450 and plan.batch_size == 32
+    validate_spec(plan.spec())
+
+
+def test_names_come_from_the_folder_and_are_safe() -> None:
+    assert name_for(Path("/data/my pets (v2)")) == "my-pets-v2"
+    assert name_for(Path("/")) == "data"

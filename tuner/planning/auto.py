@@ -1,0 +1,110 @@
+"""`tuner init DIR` and `tuner run --data-root DIR --time-budget T`: the folder inspected, the
+machine read, the planned model's speed measured, the run sized and written as a commented
+spec. Every step prints what it found, so the user sees why the spec is what it is."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainable.data.inspect import FolderSummary, inspect_folder
+from trainable.errors import ConfigError
+from tuner.planning.machine import Machine, detect
+from tuner.planning.plan import (
+    CALIBRATION_BATCH,
+    Plan,
+    Speed,
+    architecture,
+    base_config,
+    make_plan,
+)
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `10m`, `1.5h` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"--time-budget {text!r} is not a duration; write e.g. 600, 600s, 10m or 1.5h"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    data: FolderSummary
+    machine: Machine
+    speed: Speed
+
+    def spec(self) -> dict[str, Any]:
+        return self.plan.spec()
+
+    def yaml(self) -> str:
+        return render(self)
+
+
+def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned:
+    t0 = time.perf_counter()
+    say(f"inspecting {root} ...")
+    data = inspect_folder(root)
+    for line in data.lines():
+        say(f"  {line}")
+    machine = detect()
+    say(f"  machine: {machine.line()}")
+    arch = architecture(data, machine)
+    from tuner.planning.calibrate import measure
+
+    n = CALIBRATION_BATCH * 4
+    base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
+    speed = measure(base, arch, len(data.classes), machine.cpus)
+    say(
+        f"  training speed here: {speed.trial_images_per_s:,.0f} images/s per trial, "
+        f"{speed.retrain_images_per_s:,.0f} with the whole machine"
+    )
+    try:
+        plan = make_plan(data, machine, budget_s, speed, time.perf_counter() - t0, name)
+    except ValueError as err:
+        raise ConfigError(f"{err}; give a longer --time-budget") from None
+    for note in plan.notes:
+        say(f"  {note}")
+    return Planned(plan, data, machine, speed)
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def render(p: Planned) -> str:
+    """The spec as YAML under a comment block that says what was found and why."""
+    plan = p.plan
+    header = [
+        f"Search spec for {plan.root}, sized by `python -m tuner init` for a run of "
+        f"{plan.budget_s:.0f} s end to end on this machine.",
+        f"  run it: python -m tuner run {plan.name}.yaml",
+        "",
+        "The data:",
+        *(f"  {line}" for line in p.data.lines()),
+        f"The machine: {p.machine.line()}",
+        f"Measured here: {p.speed.trial_images_per_s:,.0f} training images/s per trial, "
+        f"{p.speed.retrain_images_per_s:,.0f} with the whole machine",
+        "",
+        "How the budget is spent:",
+        *(f"  {note}" for note in plan.notes),
+        "",
+        f"The model: fastnet (airbench94's recipe) at width {plan.arch.width}, "
+        f"{plan.arch.image_size} px (the images' median shorter side, capped for the device).",
+        "The base config is the search's first trial (searcher.base_first): the winner is the",
+        "default unless a searched config beat it on the validation split. The final training",
+        "(retrain) refits the winner on every training image for the epochs the budget allows.",
+    ]
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header)
+    return comments + "\n" + yaml.safe_dump(p.spec(), sort_keys=False)

@@ -1,0 +1,79 @@
+"""How fast the planned model trains on this machine: measured, not guessed.
+
+The planned base config trains for two short epochs on synthetic images of the planned size
+and class count (the product's own `train()`, so the figure includes its loader, precision
+and recipe); the second epoch's images/s is the speed. Once with a trial's share of the
+threads and once with all of them (the final training's)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from trainable.config import build_config, deep_merge
+from tuner.planning.plan import CALIBRATION_BATCH, Architecture, Speed
+
+
+def measure(base: dict[str, Any], arch: Architecture, num_classes: int, cpus: int) -> Speed:
+    t0 = time.perf_counter()
+    print(
+        f"measuring how fast the planned model trains here ({arch.image_size} px, width "
+        f"{arch.width}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    trial = _images_per_s(base, arch, num_classes, arch.cpus_per_trial)
+    whole = trial if cpus == arch.cpus_per_trial else _images_per_s(base, arch, num_classes, cpus)
+    if arch.device == "cuda":  # trials share a GPU: each gets about its share of the card
+        trial = whole * arch.gpu_per_trial
+    return Speed(trial, whole, time.perf_counter() - t0)
+
+
+def _images_per_s(
+    base: dict[str, Any], arch: Architecture, num_classes: int, threads: int
+) -> float:
+    from trainable.training.engine import train
+
+    n = CALIBRATION_BATCH * 4
+    config = build_config(
+        deep_merge(
+            base,
+            {
+                "dataset": {
+                    "name": "synthetic",
+                    "num_classes": num_classes,
+                    "image_size": arch.image_size,
+                    "synthetic_train_size": int(n / 0.9) + 1,
+                    "synthetic_test_size": 10,
+                    "val_fraction": 0.1,
+                    "train_subset": None,
+                    "val_subset": None,
+                },
+                "model": {"whiten": {"images": n}},
+                "batch_size": CALIBRATION_BATCH,
+                "epochs": 2,
+                "tta_hflip": False,
+                "tta_translate": False,
+            },
+        )
+    )
+    history: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as out, _threads(threads):
+        train(config, out, report=lambda m, _d: history.append(m), evaluate_best=False)
+    return float(history[-1]["images_per_s"])
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,302 @@
+"""Sizing a whole run to a time budget: what to train, how much to search, how long to retrain.
+
+The budget is the run's, end to end. What is left after the fixed costs (measuring here,
+decoding, starting Ray, the test evaluation and export, a 5% reserve) is split between the
+search and the final training:
+
+- The final training gets most of it (`RETRAIN_SHARE`): on CIFAR-10 training the default
+  longer beat searching it for the same time (BENCHMARKS.md, "Search against no search"), so
+  the search only gets what training cannot use: past `MAX_RETRAIN_EPOCHS` epochs the rest goes
+  to the search, and a budget too short for `MIN_RETRAIN_EPOCHS` gives the search only
+  `SMALL_SEARCH_SHARE`.
+- The search runs one trial per core (or four per GPU) on a stratified subset sized so that
+  about `TARGET_TRIALS` trials fit, each `max_t` epochs at most (ASHA stops the weak ones);
+  the base config is its first trial (`searcher.base_first`), so the winner is never a config
+  the search measured as worse than the default.
+
+Every duration comes from the caller's measurements (`Speed`, the folder's decode time); the
+constants are the fixed costs measured in BENCHMARKS.md on this project's machines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainable.data.inspect import FolderSummary
+from tuner.planning.machine import Machine
+
+RESERVE = 0.05  # of the budget, held back for what the estimates miss
+RAY_START_S = 15.0  # ray.init, the dashboard, Tune's experiment set-up and end
+TRIAL_OVERHEAD_S = 2.0  # a trial's start and its first report (issue #27: 1.1-1.5 s)
+EXPORT_S = 5.0  # the exported checkpoint, test metrics and tables
+RETRAIN_SHARE = 0.65
+SMALL_SEARCH_SHARE = 0.15
+MIN_RETRAIN_EPOCHS = 4
+MAX_RETRAIN_EPOCHS = 40
+TARGET_TRIALS = 12
+MAX_TRIALS = 64
+MIN_SUBSET_PER_CLASS = 20
+CPU_IMAGE_SIZE_CAP = 32  # px: a CPU budget buys more epochs at a small size
+GPU_IMAGE_SIZE_CAP = 128
+EVAL_SPEEDUP = 3.0  # evaluating an image costs about a third of training on it
+TTA_VIEWS = 6  # tta_hflip + tta_translate
+CALIBRATION_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Training images per second of the planned model, measured on this machine."""
+
+    trial_images_per_s: float  # one trial, with its share of the machine
+    retrain_images_per_s: float  # one training with the whole machine
+    measured_s: float = 0.0  # what measuring took
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What is trained, chosen from the data and the machine before anything is measured."""
+
+    image_size: int
+    width: int
+    device: str
+    concurrency: int  # trials at a time
+    cpus_per_trial: int
+    gpu_per_trial: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    root: Path
+    budget_s: float
+    arch: Architecture
+    batch_size: int
+    trial_subset: int
+    val_subset: int
+    max_t: int
+    num_samples: int
+    search_s: float
+    retrain_epochs: int
+    retrain_s: float
+    retrain_epoch_s: float  # one epoch of the final training, measured speed
+    after_retrain_s: float  # the test evaluation, export and reserve
+    fixed_s: float
+    notes: tuple[str, ...] = field(default=())
+
+    def spec(self) -> dict[str, Any]:
+        """The search-space file's content (`tuner.spec.SearchSpec`)."""
+        a = self.arch
+        return {
+            "name": self.name,
+            "base": base_config(a, self.root, self.trial_subset, self.val_subset, self.batch_size),
+            "space": {
+                "optimizer.sgd.lr_per_1024": {"type": "loguniform", "low": 4.0, "high": 30.0},
+                "optimizer.sgd.weight_decay_per_1024": {
+                    "type": "loguniform",
+                    "low": 0.005,
+                    "high": 0.05,
+                },
+                "label_smoothing": {"type": "uniform", "low": 0.0, "high": 0.3},
+                "augment.hflip": {"type": "choice", "values": [True, False]},
+            },
+            "searcher": {
+                "kind": "tpe",
+                "seed": 0,
+                "n_startup_trials": max(2, min(8, self.num_samples // 3)),
+                "multivariate": True,
+            },
+            "scheduler": {
+                "metric": "val_acc",
+                "mode": "max",
+                "max_t": self.max_t,
+                "grace_period": 1,
+                "reduction_factor": 3,
+            },
+            "num_samples": self.num_samples,
+            "max_concurrent_trials": a.concurrency,
+            "time_budget_s": round(self.search_s, 1),
+            "resources": {"cpus": a.cpus_per_trial, "gpu": a.gpu_per_trial},
+            "retrain": {
+                "seeds": 1,
+                "epochs": self.retrain_epochs,
+                "refit": True,
+                "cpus": a.cpus_per_trial * a.concurrency,
+                "gpu": 1 if a.gpu_per_trial else 0,
+                "dataset": {"train_subset": None, "val_subset": None},
+            },
+            "budget": {
+                "total_s": round(self.budget_s, 1),
+                "retrain_epoch_s": round(self.retrain_epoch_s, 3),
+                "after_retrain_s": round(self.after_retrain_s, 1),
+                "max_epochs": MAX_RETRAIN_EPOCHS,
+            },
+            "max_failures": 1,
+            "storage_path": "results",
+        }
+
+
+def base_config(
+    a: Architecture, root: Path, subset: int, val: int, batch_size: int
+) -> dict[str, Any]:
+    """quick.yaml's recipe (airbench94's elements) at the planned size, width and batch."""
+    return {
+        "dataset": {
+            "name": "imagefolder",
+            "root": str(root),
+            "image_size": a.image_size,
+            "train_subset": subset,
+            "val_subset": val,
+            "download": False,
+        },
+        "model": {
+            "name": "fastnet",
+            "width": a.width,
+            "depth": 2,
+            "stem": "whiten",
+            "whiten": {"eps": 0.0005, "images": min(5000, subset), "bias_epochs": 3},
+            "conv_init": "dirac",
+            "bn_momentum": 0.4,
+            # PyTorch's default, not airbench94's 1e-12: a channel with (almost) no variance
+            # on someone's data (flat images, grayscale copies) is otherwise scaled by up to
+            # 1e6, and its bf16 rounding noise made a refit diverge in its first epoch.
+            "bn_eps": 1.0e-5,
+            "bn_weight_frozen": True,
+        },
+        "optimizer": {
+            "name": "sgd",
+            "sgd": {"lr_per_1024": 11.5, "momentum": 0.85, "weight_decay_per_1024": 0.0153},
+            "bn_bias_lr_scale": 64,
+        },
+        "schedule": {
+            "name": "triangular",
+            "triangular": {"start_factor": 0.2, "peak_fraction": 0.23, "end_factor": 0.07},
+        },
+        "lookahead": {"enabled": True, "every_steps": 5, "decay": 0.95, "ramp_power": 3.0},
+        "augment": {
+            "crop_padding": max(1, a.image_size // 16),
+            "pad_mode": "reflect",
+            "hflip": True,
+            "hflip_mode": "alternating",
+        },
+        "batch_size": batch_size,
+        "eval_batch_size": 1000,
+        "label_smoothing": 0.2,
+        "tta_hflip": True,
+        "tta_translate": True,
+        "device": a.device,
+        "precision": "auto",
+        "loader": {"kind": "device"},
+    }
+
+
+def architecture(data: FolderSummary, machine: Machine) -> Architecture:
+    """Image size, width and how trials share the machine: from the data and the machine."""
+    cap = GPU_IMAGE_SIZE_CAP if machine.gpus else CPU_IMAGE_SIZE_CAP
+    size = max(8, min(cap, data.short_side()))
+    if machine.gpus:
+        # Four small trials per GPU keep it busy (BENCHMARKS.md, "GPU": packing).
+        concurrency = 4 * machine.gpus
+        return Architecture(
+            size, 64, "cuda", concurrency, max(1, machine.cpus // concurrency), 0.25
+        )
+    return Architecture(size, 16, "cpu", machine.cpus, 1, 0.0)
+
+
+def name_for(root: Path) -> str:
+    """A results-folder name from the data folder's name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.resolve().name).strip("-._") or "data"
+    return name[:90]
+
+
+def make_plan(
+    data: FolderSummary,
+    machine: Machine,
+    budget_s: float,
+    speed: Speed,
+    elapsed_s: float = 0.0,
+    name: str | None = None,
+) -> Plan:
+    """The run sized to `budget_s`, `elapsed_s` of which are already spent (inspecting and
+    measuring). Raises ValueError with the smallest workable budget when it is too short."""
+    arch = architecture(data, machine)
+    n_all = data.num_train
+    decode_s = (data.num_train + data.num_test) * data.decode_s_per_image / machine.cpus
+    test_s = data.num_test * TTA_VIEWS / (speed.retrain_images_per_s * EVAL_SPEEDUP)
+    fixed_s = elapsed_s + decode_s + RAY_START_S + test_s + EXPORT_S + RESERVE * budget_s
+    avail = budget_s - fixed_s
+    epoch_s = n_all / speed.retrain_images_per_s
+    if avail < 2 * epoch_s + TRIAL_OVERHEAD_S:
+        need = fixed_s - RESERVE * budget_s + 2 * epoch_s + TRIAL_OVERHEAD_S
+        raise ValueError(
+            f"a budget of {budget_s:.0f} s is too short for this folder here: at least "
+            f"{math.ceil(need / (1 - RESERVE))} s (one epoch of all {n_all:,} images takes "
+            f"{epoch_s:.1f} s)"
+        )
+    notes = [
+        f"fixed costs {fixed_s:.0f} s: measuring {elapsed_s:.0f} s, decoding {decode_s:.0f} s, "
+        f"Ray {RAY_START_S:.0f} s, test evaluation {test_s:.0f} s, export {EXPORT_S:.0f} s, "
+        f"reserve {RESERVE:.0%}"
+    ]
+    epochs = int(RETRAIN_SHARE * avail / epoch_s)
+    if epochs > MAX_RETRAIN_EPOCHS:
+        epochs = MAX_RETRAIN_EPOCHS
+        notes.append(f"final training capped at {epochs} epochs; the rest goes to the search")
+    elif epochs < MIN_RETRAIN_EPOCHS:
+        epochs = max(1, int((1 - SMALL_SEARCH_SHARE) * avail / epoch_s))
+        notes.append(f"a short budget: the search gets {SMALL_SEARCH_SHARE:.0%}, training the rest")
+    retrain_s = epochs * epoch_s
+    search_s = avail - retrain_s
+    max_t = max(1, min(6, epochs // 2))
+    subset, val, trials, batch = _search_size(data, arch, speed, search_s, max_t)
+    notes.append(
+        f"search: {trials} trials of at most {max_t} epochs on {subset:,} images "
+        f"({arch.concurrency} at a time), {search_s:.0f} s; final training: {epochs} epochs "
+        f"of all {n_all:,} training images, {retrain_s:.0f} s"
+    )
+    return Plan(
+        name=name or name_for(data.root),
+        root=data.root,
+        budget_s=budget_s,
+        arch=arch,
+        batch_size=batch,
+        trial_subset=subset,
+        val_subset=val,
+        max_t=max_t,
+        num_samples=trials,
+        search_s=search_s,
+        retrain_epochs=epochs,
+        retrain_s=retrain_s,
+        retrain_epoch_s=epoch_s,
+        after_retrain_s=test_s + EXPORT_S + RESERVE * budget_s,
+        fixed_s=fixed_s,
+        notes=tuple(notes),
+    )
+
+
+def _search_size(
+    data: FolderSummary, arch: Architecture, speed: Speed, search_s: float, max_t: int
+) -> tuple[int, int, int, int]:
+    """(train subset, validation subset, trials, batch size): the largest subset at which
+    about TARGET_TRIALS trials fit the search's time, halving it until they do."""
+    classes = len(data.classes)
+    pool = int(data.num_train * 0.9)  # dataset.val_fraction 0.1 is carved before the subset
+    val = min(int(data.num_train * 0.1), max(500, 10 * classes), 5000)
+    floor = min(pool, max(200, MIN_SUBSET_PER_CLASS * classes))
+    avg_epochs = max(1.0, 0.45 * max_t)  # ASHA stops most trials at its first rungs
+    subset = pool
+
+    def trials_at(n: int) -> int:
+        per_trial = TRIAL_OVERHEAD_S + avg_epochs * (
+            n / speed.trial_images_per_s + val / (speed.trial_images_per_s * EVAL_SPEEDUP)
+        )
+        return int(search_s * arch.concurrency / per_trial)
+
+    while subset > floor and trials_at(subset) < TARGET_TRIALS:
+        subset = max(floor, subset // 2)
+    trials = max(1, min(MAX_TRIALS, trials_at(subset)))
+    batch = 2 ** int(math.log2(max(32, min(512, subset // 16))))
+    return subset, val, trials, batch
