@@ -273,7 +273,14 @@ def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
         f"\n{outcome['summary']}\n"
         + "".join(f"{note}\n" for note in notes)
         + f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
-        f"± {outcome['test_accuracy_std']:.2%}\n"
+        f"± {outcome['test_accuracy_std']:.2%}"
+        + (
+            f", balanced accuracy {outcome['test_balanced_accuracy_mean']:.2%}, macro-F1 "
+            f"{outcome['test_macro_f1_mean']:.4f}"
+            if "test_balanced_accuracy_mean" in outcome
+            else ""
+        )
+        + "\n"
         f"results: {where}  (report: python -m tuner report {where})\n"
         f"production training: python -m trainable train --config {best}"
     )

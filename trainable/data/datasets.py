@@ -153,11 +153,13 @@ def load_image_folder(
     """`root/{train,test}/<class>/*` at `image_size`: decoded once to the cache on disk, then
     read from it memory-mapped (the images stay on disk; `trainable.data.mapped`)."""
     folder = decode_folder(root, image_size)
+    skipped = folder.skipped()
     parts = []
     for split in SPLITS:
         labels = np.load(folder.path(f"{split}_y"))
+        rows = np.setdiff1d(np.arange(len(labels)), skipped.get(split, []))
         ref = CacheRef(str(root), image_size, folder.key, f"{split}_x")
-        parts.append(ArrayDataset(MappedImages(ref, np.arange(len(labels))), labels))
+        parts.append(ArrayDataset(MappedImages(ref, rows), labels[rows]))
     return parts[0], parts[1], folder.classes, folder.provenance()
 
 

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,10 @@ from trainable.data.datasize import decoded_bytes, human, require_disk
 from trainable.data.scan import Samples, scan_folder
 from trainable.errors import DataError
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: 16-bit images scaled, undecodable files skipped
 _META = "meta.json"  # written last: a cache folder without it is not (fully) decoded
+# A split with more undecodable files than this is refused instead of skipped.
+MAX_SKIPPED_FRACTION = 0.05
 # Images decoded per step of the cache writer: about this many bytes in flight, whatever the
 # set's size, so decoding runs in constant memory.
 _DECODE_BLOCK_BYTES = 64 * 1024 * 1024
@@ -66,6 +69,15 @@ class DecodedFolder:
         """`name` is one of train_x, train_y, test_x, test_y."""
         return self.directory / f"{name}.npy"
 
+    def skipped(self) -> dict[str, list[int]]:
+        """Rows of each split whose file could not be decoded (in no split)."""
+        meta = json.loads((self.directory / _META).read_text())
+        return {k: list(v) for k, v in meta.get("skipped", {}).items()}
+
+    def skipped_files(self) -> dict[str, list[str]]:
+        meta = json.loads((self.directory / _META).read_text())
+        return {k: list(v) for k, v in meta.get("skipped_files", {}).items()}
+
     def ready(self) -> bool:
         """Decoded and published (`meta.json` is written last, then the folder renamed)."""
         return (self.directory / _META).is_file()
@@ -77,7 +89,14 @@ class DecodedFolder:
             lines = note.read_text(errors="replace").splitlines()
             first = next((ln for ln in lines if ln.strip()), "")
             text += f" ({first.lstrip('# ').strip()})"
-        return f"{text}; {self.split_note}" if self.split_note else text
+        text = f"{text}; {self.split_note}" if self.split_note else text
+        files = [f for fs in self.skipped_files().values() for f in fs] if self.ready() else []
+        if files:
+            shown = ", ".join(files[:20]) + (
+                f" and {len(files) - 20} more" if len(files) > 20 else ""
+            )
+            text += f"; {len(files)} undecodable file(s) skipped: {shown}"
+        return text
 
 
 def decode_folder(root: Path, image_size: int) -> DecodedFolder:
@@ -150,15 +169,36 @@ def _locked(lock_file: Path) -> Iterator[None]:
         yield
 
 
-def _decode_one(args: tuple[str, int]) -> np.ndarray:
+def _decode_one(args: tuple[str, int]) -> np.ndarray | None:
+    """The image as uint8 RGB at `size`, or None when the file cannot be decoded (broken,
+    truncated, not an image): the caller skips and counts it."""
     from PIL import Image
 
     path, size = args
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = _to_rgb(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _to_rgb(img: Any) -> Any:
+    """Any Pillow mode as 8-bit RGB. 16-bit and 32-bit integer images (medical, microscopy
+    PNGs and TIFFs) are scaled from their full range: Pillow's own conversion clips them at
+    255, which turns most of a 16-bit image white. Palette, CMYK, LA and RGBA images go
+    through Pillow's conversion (alpha dropped)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    return img.convert("RGB")
 
 
 def _decode_to_cache(
@@ -171,13 +211,26 @@ def _decode_to_cache(
     where.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=".tmp-"))
     try:
+        skipped: dict[str, list[int]] = {}
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for split, items in samples.items():
                 if not items:
                     raise DataError(f"no images found in the '{split}' split of the image folder")
-                _decode_split(pool, split, [path for path, _ in items], image_size, tmp)
+                paths = [path for path, _ in items]
+                skipped[split] = _decode_split(pool, split, paths, image_size, tmp)
+                _check_skipped(root, split, paths, skipped[split])
                 np.save(tmp / f"{split}_y.npy", np.array([lbl for _, lbl in items], dtype=np.int64))
-        meta = {"classes": classes, "image_size": image_size, "root": str(root.resolve())}
+        meta = {
+            "classes": classes,
+            "image_size": image_size,
+            "root": str(root.resolve()),
+            # Rows whose file could not be decoded (zeros in the cache, in no split).
+            "skipped": skipped,
+            "skipped_files": {
+                split: [os.path.relpath(samples[split][i][0], root) for i in rows]
+                for split, rows in skipped.items()
+            },
+        }
         (tmp / _META).write_text(json.dumps(meta))
         # Atomic publish: a concurrent or interrupted run never sees a half-written cache.
         try:
@@ -189,9 +242,30 @@ def _decode_to_cache(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _check_skipped(root: Path, split: str, paths: list[str], skipped: list[int]) -> None:
+    """Broken files are skipped and counted; past `MAX_SKIPPED_FRACTION` of a split (or a
+    class left empty) the folder is refused in one line: something is wrong with it, not
+    with a few files."""
+    if not skipped:
+        return
+    first = os.path.relpath(paths[skipped[0]], root)
+    if len(skipped) > MAX_SKIPPED_FRACTION * len(paths):
+        raise DataError(
+            f"{len(skipped):,} of the {len(paths):,} files in the '{split}' split of {root} "
+            f"cannot be decoded as images (e.g. {first}), more than "
+            f"{MAX_SKIPPED_FRACTION:.0%}: fix or remove them"
+        )
+    print(
+        f"warning: skipped {len(skipped):,} file(s) of the '{split}' split that cannot be "
+        f"decoded as images (e.g. {first}); the list is in the manifest's data provenance",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _decode_split(
     pool: ProcessPoolExecutor, split: str, paths: list[str], size: int, tmp: Path
-) -> None:
+) -> list[int]:
     """Decode into a .npy file block by block: only one block is ever in memory. Plain writes,
     not a memory map: a written map's dirty pages count as the process's resident memory
     (9.0 GB for a 10.4 GB cache: BENCHMARKS.md), where written file pages are page cache."""
@@ -200,17 +274,19 @@ def _decode_split(
     chunk = max(1, block // (4 * (os.cpu_count() or 1)))
     step = max(block, len(paths) // 10)  # progress about every 10%
     shown = 0
+    skipped: list[int] = []
     with open(tmp / f"{split}_x.npy", "wb") as fh:
         header = {"descr": "|u1", "fortran_order": False, "shape": shape}
         np.lib.format.write_array_header_1_0(fh, header)
         for start in range(0, len(paths), block):
             jobs = [(path, size) for path in paths[start : start + block]]
             images = np.empty((len(jobs), *shape[1:]), np.uint8)
-            try:
-                for i, image in enumerate(pool.map(_decode_one, jobs, chunksize=chunk)):
+            for i, image in enumerate(pool.map(_decode_one, jobs, chunksize=chunk)):
+                if image is None:  # its row stays zeros and is left out of every split
+                    skipped.append(start + i)
+                    images[i] = 0
+                else:
                     images[i] = image
-            except OSError as err:
-                raise DataError(f"cannot decode an image in the '{split}' split: {err}") from err
             fh.write(images.data)
             done = start + len(jobs)
             if done - shown >= step or done == len(paths):
@@ -218,3 +294,4 @@ def _decode_split(
                     f"decoding {split}: {done:,}/{len(paths):,} images", file=sys.stderr, flush=True
                 )
                 shown = done
+    return skipped

@@ -55,6 +55,9 @@ def summarize(cm: np.ndarray | torch.Tensor, classes: Sequence[str]) -> dict[str
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
+        # The mean of the per-class recalls over the classes present: what accuracy would
+        # be on a balanced test split (an imbalanced one hides a neglected class).
+        "balanced_accuracy": float(recall[support > 0].mean()) if total else 0.0,
         "num_images": total,
         "per_class": per_class,
         "confusion_matrix": {"classes": list(classes), "rows_true_cols_pred": cm.tolist()},

@@ -3,7 +3,10 @@
     prepare   checks (resources, shared storage), the dataset decoded once and put in the
               object store; redone by every process (cheap: decoded files are cached)
     search    Ray Tune runs the trials (Optuna proposes, ASHA cuts); Tune's own state resumes it
-    tables    trials.parquet and summary.csv from Tune's results; the winner and its config
+    tables    trials.parquet and summary.csv from Tune's results; the winner and its config,
+              and the winner against the base config's own trial (`versus_base`)
+    plan_retrain  the final training's epochs: what `budget` leaves when the search is done
+              (an uninterrupted run), else `retrain.epochs`
     retrain   the winner retrained with each seed, tested once (`retrain/seed-<k>` per seed;
               a killed seed resumes from its last checkpoint, a finished one is never redone)
     export    best/ (checkpoint, test metrics, test_summary.json, config) and best_config.yaml
@@ -267,6 +270,8 @@ def _run_stages(
             "exported_seed",
             "failed_seeds",
             "lr_retried_seeds",
+            "test_balanced_accuracy_mean",
+            "test_macro_f1_mean",
         )
         manifest.mark_done("export", **{k: test[k] for k in keys})
     if not manifest.done("register"):
@@ -422,6 +427,9 @@ def _finish(manifest: Manifest) -> dict[str, Any]:
     outcome |= {k: v for k, v in tables.items() if k.startswith("best_") and k != "best_params"}
     if "versus_base" in tables:
         outcome["versus_base"] = tables["versus_base"]
+    for key in ("test_balanced_accuracy_mean", "test_macro_f1_mean"):
+        if key in export:
+            outcome[key] = export[key]
     if export.get("lr_retried_seeds"):
         outcome["lr_retried_seeds"] = export["lr_retried_seeds"]
     manifest.update(**outcome)

@@ -98,7 +98,7 @@ def _train_until_stable(
         result = train(
             scale_lr(config, scale),
             out,
-            report=lambda m, _d: None,
+            report=lambda m, _d: _progress(config, m),
             data=data,
             resume_from=last if last.is_file() else None,
         )
@@ -115,6 +115,15 @@ def _train_until_stable(
             shutil.rmtree(out / stale, ignore_errors=True)
         atomic.write_text(scale_file, repr(following))
     raise AssertionError("unreachable: the last scale returns")
+
+
+def _progress(config: TrainConfig, m: dict[str, float]) -> None:
+    """One line per epoch of a retraining seed (Ray forwards it to the driver's terminal)."""
+    print(
+        f"retraining seed {config.seed}: epoch {int(m['epoch'])}/{config.epochs}  "
+        f"train loss {m['train_loss']:.4f}  {m['epoch_s']:.1f} s  {m['images_per_s']:.0f} img/s",
+        flush=True,
+    )
 
 
 def seed_configs(best_config: TrainConfig, seeds: int) -> list[TrainConfig]:
@@ -192,6 +201,8 @@ def _test_summary(
         "test_accuracy_mean": statistics.fmean(accs),
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
         "test_accuracy_by_seed": {str(r["seed"]): r["test"]["accuracy"] for r in ok},
+        "test_balanced_accuracy_mean": statistics.fmean(r["test"]["balanced_accuracy"] for r in ok),
+        "test_macro_f1_mean": statistics.fmean(r["test"]["macro_f1"] for r in ok),
         "failed_seeds": [r["seed"] for r in outcomes if "test" not in r],
         # Seeds that diverged and were trained again at a lower learning rate: {seed: scale}.
         "lr_retried_seeds": {

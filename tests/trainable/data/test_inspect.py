@@ -79,3 +79,44 @@ def test_inspection_reports_classes_sizes_modes_and_unreadable_files(tmp_path: P
     assert summary.short_side() == 20 and summary.decode_s_per_image > 0
     text = "\n".join(summary.lines())
     assert "2 classes" in text and "grayscale" in text and "could not be opened" in text
+
+
+def test_a_few_broken_files_are_skipped_counted_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "d"
+    flat_tree(root / "train", {"a": 25, "b": 25})
+    flat_tree(root / "test", {"a": 5, "b": 5})
+    (root / "train" / "a" / "7.png").write_bytes(b"not a png")  # not an image
+    whole = (root / "train" / "b" / "3.png").read_bytes()
+    (root / "train" / "b" / "3.png").write_bytes(whole[: len(whole) // 2])  # truncated
+    splits = load_splits(
+        DatasetConfig(name="imagefolder", root=str(root), image_size=8, val_fraction=0.2)
+    )
+    assert len(splits.train) + len(splits.val) == 48 and len(splits.test) == 10
+    assert "2 undecodable file(s) skipped: train/a/7.png, train/b/3.png" in splits.provenance
+    assert "warning: skipped 2 file(s) of the 'train' split" in capsys.readouterr().err
+
+
+def test_16_bit_palette_cmyk_and_rgba_images_decode_to_their_content(tmp_path: Path) -> None:
+    root = tmp_path / "modes"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+    # 16-bit grey at half range: Pillow's own RGB conversion would clip it to white.
+    Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(root / "train" / "a" / "g16.png")
+    Image.new("P", (8, 8), 0).save(root / "train" / "a" / "pal.png")
+    Image.new("CMYK", (8, 8), (0, 0, 0, 0)).save(root / "train" / "b" / "cmyk.jpg")
+    Image.new("RGBA", (8, 8), (10, 20, 30, 128)).save(root / "train" / "b" / "rgba.png")
+    Image.new("RGB", (8, 8)).save(root / "test" / "a" / "t.png")
+    Image.new("RGB", (8, 8)).save(root / "test" / "b" / "t.png")
+    splits = load_splits(
+        DatasetConfig(name="imagefolder", root=str(root), image_size=8, val_fraction=0.0)
+    )
+    images = {int(lbl): [] for lbl in splits.train.labels}
+    for img, lbl in zip(np.asarray(splits.train.images), splits.train.labels, strict=True):
+        images[int(lbl)].append(img)
+    g16 = next(i for i in images[0] if i.mean() > 100)
+    assert abs(int(g16[0, 0, 0]) - 128) <= 1 and (g16 == g16[0, 0, 0]).all()
+    assert any((i[0, 0] == (10, 20, 30)).all() for i in images[1])  # RGBA: alpha dropped
+    assert any((i[0, 0] == (255, 255, 255)).all() for i in images[1])  # CMYK 0,0,0,0: white

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -65,3 +66,12 @@ def test_written_files_use_class_names(tmp_path: Path) -> None:
     assert list(cm.index) == CLASSES and list(cm.columns) == CLASSES
     assert int(cm.loc["owl", "cat"]) == 1
     assert paths["confusion_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present() -> None:
+    # 90 of class a all right, 10 of class b all wrong; class c absent from the split.
+    cm = np.array([[90, 0, 0], [10, 0, 0], [0, 0, 0]])
+    s = summarize(cm, ["a", "b", "c"])
+    assert s["accuracy"] == pytest.approx(0.9)
+    assert s["balanced_accuracy"] == pytest.approx(0.5)  # (1.0 + 0.0) / 2
+    assert s["macro_f1"] == pytest.approx((2 * 0.9 / 1.9) / 3)

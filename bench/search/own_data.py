@@ -1,0 +1,146 @@
+"""Is searching worth its compute on data nobody tuned for? (issue #25)
+
+For each image folder: `tuner run --data-root X --time-budget B` (the one command: plan,
+search with the default as the first trial, final training for the epochs the budget leaves),
+against the run's own base config trained once, without a search, for as many epochs as the
+same budget allows (on every training image, like the final training, up to the same epoch
+cap). Both are timed end to end as a user would see them; both read the test split once.
+
+    python -m bench.search.own_data --data-root ../shared/datasets/cifar10-jpeg \
+        --variants gray28 few50 --budget 5m [--repeats 1] [--json PATH]
+
+Variants come from `bench.support.variants` (derived from the CIFAR-10 JPEG copy, or
+scikit-learn's digits); `--folder DIR` adds any other image folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.support.env import environment, write_json
+from bench.support.variants import VARIANTS, make
+from tuner.planning.auto import parse_duration
+from tuner.spec import validate_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _timed(cmd: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return done, time.monotonic() - t0
+
+
+def search_arm(folder: Path, budget_s: float, work: Path, name: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "tuner", "run", "--data-root", str(folder)]
+    cmd += ["--time-budget", f"{budget_s:g}", "--storage-path", str(work), "--name", name]
+    done, wall = _timed(cmd, timeout=budget_s * 3 + 300)
+    if done.returncode != 0:
+        return {"ok": False, "wall_s": wall, "error": done.stderr.strip().splitlines()[-1:]}
+    results = work / name
+    manifest = json.loads((results / "manifest.json").read_text())
+    test = json.loads((results / "best" / "test_summary.json").read_text())
+    return {
+        "ok": True,
+        "wall_s": wall,
+        "test_accuracy": test["test_accuracy_mean"],
+        "test_balanced_accuracy": test.get("test_balanced_accuracy_mean"),
+        "epochs": test["epochs"],
+        "trials": manifest["trials"],
+        "search_wall_s": manifest["search_wall_s"],
+        "versus_base": manifest.get("versus_base"),
+        "lr_retried_seeds": test.get("lr_retried_seeds"),
+        "spec": str(results / "search_space.yaml"),
+    }
+
+
+def default_arm(spec_file: Path, budget_s: float, work: Path) -> dict[str, Any]:
+    """The run's base config, no search, trained for the epochs the whole budget buys."""
+    raw = yaml.safe_load(spec_file.read_text())
+    spec = validate_spec(raw)
+    assert spec.budget is not None
+    epochs = spec.budget.epochs(elapsed_s=0.0)  # no search: training gets the whole budget
+    config = spec.retrain_config({}, epochs).to_dict()
+    config_file = work / "default.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [sys.executable, "-m", "trainable", "train", "--config", str(config_file)]
+    cmd += ["--out", str(work / "default"), "--test"]
+    done, wall = _timed(cmd, timeout=budget_s * 3 + 300)
+    if done.returncode != 0:
+        return {"ok": False, "wall_s": wall, "error": done.stderr.strip().splitlines()[-1:]}
+    result = json.loads((work / "default" / "result.json").read_text())
+    metrics = json.loads((work / "default" / "test_metrics" / "metrics.json").read_text())
+    return {
+        "ok": True,
+        "wall_s": wall,
+        "epochs": epochs,
+        "test_accuracy": result["test_accuracy"],
+        "test_balanced_accuracy": metrics.get("balanced_accuracy"),
+    }
+
+
+def one(folder: Path, budget_s: float, rep: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="own-data-") as tmp:
+        work = Path(tmp)
+        run = search_arm(folder, budget_s, work, f"{folder.name}-{rep}")
+        default = default_arm(Path(run["spec"]), budget_s, work) if run["ok"] else {"ok": False}
+    gain = (
+        run["test_accuracy"] - default["test_accuracy"] if run["ok"] and default.get("ok") else None
+    )
+    print(
+        f"{folder.name} #{rep}: search {run.get('test_accuracy', float('nan')):.2%} in "
+        f"{run['wall_s']:.0f} s; default {default.get('test_accuracy', float('nan')):.2%} in "
+        f"{default.get('wall_s', float('nan')):.0f} s; gain {gain if gain is None else f'{gain:+.2%}'}",
+        flush=True,
+    )
+    return {"folder": str(folder), "repeat": rep, "run": run, "default": default, "gain": gain}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.search.own_data", description=__doc__)
+    p.add_argument("--data-root", type=Path, default=Path("../shared/datasets/cifar10-jpeg"))
+    p.add_argument("--variants", nargs="*", default=["gray28", "few50"], choices=VARIANTS)
+    p.add_argument("--folder", type=Path, action="append", default=[], help="another folder")
+    p.add_argument("--budget", default="5m")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    budget_s = parse_duration(args.budget)
+    folders = [make(v, args.data_root) for v in args.variants] + args.folder
+    runs = [one(f, budget_s, rep) for f in folders for rep in range(args.repeats)]
+    table = ["| folder | search: test acc | wall s | default: test acc | wall s | gain |"]
+    table.append("|---|---|---|---|---|---|")
+    for f in folders:
+        mine = [r for r in runs if r["folder"] == str(f) and r["gain"] is not None]
+        if not mine:
+            table.append(f"| {f.name} | failed | | | | |")
+            continue
+
+        def med(arm: str, key: str, rows: list[dict[str, Any]] = mine) -> float:
+            return statistics.median(r[arm][key] for r in rows)
+
+        gain = statistics.median(r["gain"] for r in mine)
+        table.append(
+            f"| {f.name} | {med('run', 'test_accuracy'):.2%} | {med('run', 'wall_s'):.0f} | "
+            f"{med('default', 'test_accuracy'):.2%} | {med('default', 'wall_s'):.0f} | {gain:+.2%} |"
+        )
+    print(f"\nbudget {budget_s:.0f} s, medians of {args.repeats}\n" + "\n".join(table))
+    payload = {"budget_s": budget_s, "repeats": args.repeats, "runs": runs}
+    payload["environment"] = environment()
+    print(f"wrote {write_json('own_data', payload, args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
