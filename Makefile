@@ -12,7 +12,7 @@ MLFLOW_SERVER_VENV ?= $(HOME)/.cache/hpsearch/mlflow-server-$(MLFLOW_SERVER_HASH
 DATA_ROOT ?= $(if $(wildcard ../shared/datasets/cifar10-jpeg/train),../shared/datasets/cifar10-jpeg,data)
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv mlflow-server run train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
+.PHONY: venv mlflow-server run run-quick train test lint bench-loader bench-train bench-search bench-optimizer bench-gpu
 venv: $(VENV)/.ready
 mlflow-server: $(MLFLOW_SERVER_VENV)/.ready
 
@@ -33,8 +33,14 @@ $(VENV)/.ready:
 $(MLFLOW_SERVER_VENV)/.ready:
 	$(call environment,$(MLFLOW_SERVER_VENV),requirements-mlflow-server.txt)
 
-# The main job: a real search on a CIFAR-10 subset, sized for a CPU; a fresh results folder per run.
+# The main job: the one command a user runs on their own folder, here on CIFAR-10 with a
+# 10-minute budget for the whole run (planned for this machine); a fresh results folder per run.
+BUDGET ?= 10m
 run: venv
+	$(PY) -m tuner run --data-root $(DATA_ROOT) --time-budget $(BUDGET) --storage-path results/$(STAMP)
+
+# The hand-written CPU search of search_spaces/quick.yaml (what `make run` was before the planner).
+run-quick: venv
 	$(PY) -m tuner run search_spaces/quick.yaml --data-root $(DATA_ROOT) --storage-path results/$(STAMP)
 
 # Production training of the default model, evaluated once on the test split.

@@ -59,6 +59,15 @@ def test_pip_install_gives_hpsearch_tune_and_hpsearch_train(tmp_path: Path) -> N
         timeout=120,
     )
     assert train.returncode == 2  # the trainer's own one-line config error and exit code
+    for command in ("hpsearch-tune", "hpsearch-train"):
+        shown = subprocess.run(
+            [site / "bin" / command, "--help"], env=env, capture_output=True, text=True
+        )
+        assert shown.stdout.startswith(f"usage: {command} "), shown.stdout[:200]
+        version = subprocess.run(
+            [site / "bin" / command, "--version"], env=env, capture_output=True, text=True
+        )
+        assert version.stdout.strip() == "hpsearch 0.1.0", version.stdout + version.stderr
     assert (
         train.stderr.strip()
         == f"error: config file not found: {tmp_path / 'absent.yaml'} (pass an existing YAML file)"

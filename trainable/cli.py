@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainable.command import prog, version
 from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
 from trainable.files import atomic
@@ -31,10 +32,9 @@ EVAL_EXAMPLES = """examples:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
-        prog="python -m trainable", description=__doc__, formatter_class=fmt
-    )
+    p = argparse.ArgumentParser(prog=prog("trainable"), description=__doc__, formatter_class=fmt)
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--version", action="version", version=version())
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser(

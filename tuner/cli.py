@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainable.config import deep_merge, read_yaml
-from trainable.errors import ConfigError, UserError
+from trainable.command import prog, version
+from trainable.config import deep_merge, parse_overrides, read_yaml
+from trainable.errors import ConfigError, ExitCode, UserError
 from trainable.files.storage import is_uri
 from tuner.results.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
@@ -48,8 +49,9 @@ EXAMPLES = {
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="python -m tuner", description=__doc__, formatter_class=fmt)
+    p = argparse.ArgumentParser(prog=prog("tuner"), description=__doc__, formatter_class=fmt)
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--version", action="version", version=version())
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
@@ -80,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
             "prefer an SSH tunnel to an open port)",
         )
 
+    def set_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a spec key, dotted (num_samples=4, base.batch_size=256, "
+            "scheduler.max_t=8); repeatable",
+        )
+
     r = add("run", "run a search from a YAML search-space file, or from an image folder")
     r.add_argument(
         "spec",
@@ -105,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--cpu", action="store_true", help="run on CPUs only: no GPU per trial, device cpu"
     )
+    set_arg(r)
     ray_args(r)
 
     i = add("init", "inspect an image folder and this machine; write the spec 'run' would use")
@@ -118,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     v = add("validate", "check a search-space file; starts nothing, writes nothing")
     v.add_argument("spec", type=Path)
     v.add_argument("--data-root", help=argparse.SUPPRESS)
+    set_arg(v)
 
     rs = add("resume", "continue an interrupted search, keeping finished trials")
     rs.add_argument("results_dir", help="a results folder or its URI (s3://...)")
@@ -148,6 +163,8 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
     # The file as written first: merging an option into a section that is not a mapping (e.g.
     # `base: 5` with --data-root) would replace it and hide the mistake.
     validate_spec(raw, str(path))
+    if getattr(args, "overrides", None):
+        raw = deep_merge(raw, parse_overrides(args.overrides))
     if getattr(args, "data_root", None):
         raw = deep_merge(raw, {"base": {"dataset": {"root": args.data_root}}})
     if getattr(args, "storage_path", None):
@@ -170,6 +187,8 @@ def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
     t0 = time.monotonic()
     planned = plan_folder(Path(args.data_root), parse_duration(args.time_budget), args.name)
     raw = planned.spec()
+    if args.overrides:
+        raw = deep_merge(raw, parse_overrides(args.overrides))
     # The run's clock starts after planning: what planning took comes off its budget.
     raw["budget"]["total_s"] = round(raw["budget"]["total_s"] - (time.monotonic() - t0), 1)
     if args.storage_path:
@@ -250,7 +269,7 @@ def _interrupted(err: KeyboardInterrupt, results: ResultsDir | None) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside Tune's own state save: every stage resumes from
     its files. `stopping.Stopped` carries the signal's reason and exit code."""
     reason = getattr(err, "reason", None) or "stopped by SIGINT"
-    code = int(getattr(err, "exit_code", 130))
+    code = int(getattr(err, "exit_code", ExitCode.INTERRUPTED))
     if results is not None and results.path.exists():
         how = f"continue with: python -m tuner resume {results.where}"
     else:  # stopped before the results folder was made: nothing to resume

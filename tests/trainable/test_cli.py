@@ -119,3 +119,10 @@ def test_help_has_examples() -> None:
     for sub in ("train", "evaluate"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and "examples:" in proc.stdout
+
+
+def test_the_readme_has_the_exit_code_table() -> None:
+    from trainable.errors import ExitCode, exit_code_table
+
+    assert exit_code_table() in (REPO / "README.md").read_text()
+    assert {int(c) for c in ExitCode} == {0, 1, 2, 3, 4, 5, 130, 143}

@@ -158,6 +158,19 @@ def test_cli_validate_and_run_refuse_bad_files_without_writing(tmp_path: Path) -
     good.write_text(yaml.safe_dump(GOOD))
     proc = run_cli("tuner", "validate", good)
     assert proc.returncode == 0 and "ok (4 searched keys" in proc.stdout
+    # --set overrides a spec key, dotted, before validation; a bad override is one line.
+    proc = run_cli(
+        "tuner", "validate", good, "--set", "num_samples=3", "--set", "scheduler.max_t=2"
+    )
+    assert proc.returncode == 0 and "3 trials, max_t 2 epochs" in proc.stdout
+    proc = run_cli("tuner", "validate", good, "--set", "num_samples=0")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "num_samples" in proc.stderr
+
+
+def test_both_commands_say_their_version() -> None:
+    for module in ("tuner", "trainable"):
+        proc = run_cli(module, "--version")
+        assert proc.returncode == 0 and proc.stdout.startswith("hpsearch 0.1.0"), proc.stderr
 
 
 @pytest.mark.parametrize("uri", ["s3://my-bucket/results/", "gs://bucket-2/r", "s3://b.c.d"])

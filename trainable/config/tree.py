@@ -45,7 +45,9 @@ class DatasetConfig(StrictModel):
     train_subset: int | None = Field(None, ge=1)
     val_subset: int | None = Field(None, ge=1)
     test_subset: int | None = Field(None, ge=1)
-    download: bool = True  # cifar10 only: let torchvision fetch the official files if missing
+    # cifar10 only: let torchvision fetch the official files if missing. Off by default: a
+    # machine without the files should say so, not reach for the internet.
+    download: bool = False
     image_size: int = Field(32, ge=8, le=512)  # imagefolder resize target; synthetic size
     # synthetic only: a generated, learnable task for tests
     num_classes: int = Field(10, ge=2, le=1000)

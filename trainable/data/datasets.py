@@ -128,7 +128,9 @@ def _load_cifar10(
     import torchvision
 
     if not (root / "cifar-10-batches-py").is_dir() and not download:
-        raise _cifar_missing(root, "dataset.download is false")
+        raise _cifar_missing(
+            root, "dataset.download is false; --set dataset.download=true fetches it"
+        )
     try:
         parts = [
             torchvision.datasets.CIFAR10(str(root), train=is_train, download=download)

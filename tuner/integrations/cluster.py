@@ -27,6 +27,7 @@ from trainable.data.datasize import require_object_store
 from trainable.data.mapped import in_memory_bytes
 from trainable.errors import DeviceError, UserError, storage_error
 from trainable.files import storage
+from tuner import compat
 from tuner.spec import SearchSpec
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -135,9 +136,7 @@ def _stop_forwarding_worker_output() -> None:
     the driver: below the error's one line, or below a finished run's outcome (seen once in
     test_bucket's resume). What the workers printed before has been shown already. Ray has no public
     switch for this: the handler's name is the one Ray itself removes at shutdown."""
-    from ray._private.worker import global_worker_stdstream_dispatcher
-
-    global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
+    compat.stop_forwarding_worker_output()
 
 
 def alive_nodes() -> list[dict[str, Any]]:

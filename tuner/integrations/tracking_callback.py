@@ -13,6 +13,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.result import TIMESTEPS_TOTAL
 
 from trainable.tracking import BestEffort, log_batch
+from tuner import compat
 
 
 class TrialRuns(MLflowLoggerCallback):
@@ -41,13 +42,14 @@ class TrialRuns(MLflowLoggerCallback):
         self._guard(self._start, trial)
 
     def _start(self, trial: Any) -> None:
-        if trial not in self._trial_runs:
+        runs = compat.mlflow_trial_runs(self)
+        if trial not in runs:
             client = self._client
             query = f"tags.`mlflow.parentRunId` = '{self.parent}' and tags.trial_name = '{trial}'"
             experiment = str(self.mlflow_util.experiment_id)
             earlier = client.search_runs([experiment], query, max_results=1)
             if earlier:
-                self._trial_runs[trial] = earlier[0].info.run_id
+                runs[trial] = earlier[0].info.run_id
                 client.update_run(earlier[0].info.run_id, status="RUNNING")
         super().log_trial_start(trial)
 
@@ -60,7 +62,8 @@ class TrialRuns(MLflowLoggerCallback):
         from ray.tune.utils import flatten_dict
 
         step = int(result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION])
-        log_batch(self._client, self._trial_runs[trial], flatten_dict(result), step=step)
+        run_id = compat.mlflow_trial_runs(self)[trial]
+        log_batch(self._client, run_id, flatten_dict(result), step=step)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self._guard(super().log_trial_end, trial, failed)

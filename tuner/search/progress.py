@@ -15,6 +15,7 @@ import pandas as pd
 from ray.tune import CLIReporter
 
 from trainable.vocab import Status
+from tuner import compat
 from tuner.spec import SearchSpec
 
 REFRESH_S = 10  # often enough to watch ASHA cut trials, rare enough to keep the log readable
@@ -33,7 +34,8 @@ class BestFirstReporter(CLIReporter):
 
     def report(self, trials: list[Any], done: bool, *sys_info: Any) -> None:
         finished = [t for t in trials if t.status == "TERMINATED"]
-        self._sort_by_metric = all(self._metric in (t.last_result or {}) for t in finished)
+        metric = compat.reporter_metric(self)
+        compat.set_sort_by_metric(self, all(metric in (t.last_result or {}) for t in finished))
         super().report(trials, done, *sys_info)
 
 

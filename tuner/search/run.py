@@ -15,6 +15,7 @@ from ray import tune
 from ray.tune import Callback, ResultGrid
 
 from trainable.files.checkpoint import SavePolicy
+from tuner import compat
 from tuner.results import bucket
 from tuner.results.layout import ResultsDir
 from tuner.search.study import repair_journal
@@ -50,12 +51,13 @@ class ForgetDeletedCheckpoints(Callback):
         import pyarrow.fs
 
         manager = trial.run_metadata.checkpoint_manager
-        manager._checkpoint_results = [
-            kept
-            for kept in manager._checkpoint_results
-            if kept.checkpoint.filesystem.get_file_info(kept.checkpoint.path).type
+        kept = [
+            k
+            for k in compat.kept_checkpoints(manager)
+            if k.checkpoint.filesystem.get_file_info(k.checkpoint.path).type
             != pyarrow.fs.FileType.NotFound
         ]
+        compat.set_kept_checkpoints(manager, kept)
 
 
 class SearchRun:
@@ -101,8 +103,7 @@ class SearchRun:
             # Tune restores the RunConfig it pickled, callbacks included: those watched the
             # previous process's stop requests, so this process's replace them (Tune has no
             # public way to pass callbacks to a restored Tuner).
-            if tuner._local_tuner is not None:  # None only in Ray Client mode
-                tuner._local_tuner.get_run_config().callbacks = callbacks
+            compat.set_restored_callbacks(tuner, callbacks)
         else:
             tuner = self._new_tuner(concurrency, callbacks)
         return tuner.fit()

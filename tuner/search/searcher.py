@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from trainable.vocab import DIVERGED, FINAL
+from tuner import compat
 from tuner.results.layout import ResultsDir
 from tuner.search.study import distributions, study_storage
 from tuner.search.warm_start import WarmStart, seed_study
@@ -55,17 +56,18 @@ class PruneAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials:
+        completed = compat.completed_trials(self)
+        if trial_id in completed:
             return
         if trial_id in self._told_before_restore or self._finished_in_study(trial_id):
-            self._completed_trials.add(trial_id)
+            completed.add(trial_id)
             return
-        ot_trial, study = self._ot_trials[trial_id], self._ot_study
+        ot_trial, study = compat.optuna_trials(self)[trial_id], compat.optuna_study(self)
         # An errored trial (Ray would tell COMPLETE with its last value when it has one) and a
         # diverged one (NaN loss) are failures for Optuna, not scores: TPE learns nothing false.
         if error or (result and result.get(DIVERGED)):
-            study.tell(ot_trial, state=TrialState.FAIL)  # type: ignore[attr-defined]
-            self._completed_trials.add(trial_id)
+            study.tell(ot_trial, state=TrialState.FAIL)
+            completed.add(trial_id)
             return
         if not result or result.get(FINAL):
             super().on_trial_complete(trial_id, result, error)
@@ -78,10 +80,10 @@ class PruneAwareOptunaSearch(OptunaSearch):
                 warnings.simplefilter("ignore")  # a step reported already is kept as it was
                 ot_trial.report(value, step)
         try:
-            study.tell(ot_trial, state=TrialState.PRUNED)  # type: ignore[attr-defined]
+            study.tell(ot_trial, state=TrialState.PRUNED)
         except Exception as exc:  # same tolerance as the parent (e.g. NaN values)
             log.warning(exc)
-        self._completed_trials.add(trial_id)
+        completed.add(trial_id)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         """Tune's state snapshot, plus (results in a bucket) a copy of the study journal: Tune
@@ -96,8 +98,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
         """Whether the study's storage (the journal, newer than Tune's saved state) holds this
         trial as finished already."""
         ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        done = self._ot_study.get_trials(deepcopy=False, states=ended)  # type: ignore[attr-defined]
-        return self._ot_trials[trial_id].number in {t.number for t in done}
+        done = compat.optuna_study(self).get_trials(deepcopy=False, states=ended)
+        return compat.optuna_trials(self)[trial_id].number in {t.number for t in done}
 
 
 def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
@@ -125,13 +127,11 @@ def make_searcher(
     )
     if results.remote is not None:
         searcher.journal = results.study
-    if spec.searcher.base_first:
-        assert searcher._ot_study is not None  # made in __init__ (space, metric, mode given)
-        enqueue_base(searcher._ot_study, spec)
+    if spec.searcher.base_first:  # the study was made in __init__ (space, metric, mode given)
+        enqueue_base(compat.optuna_study(searcher), spec)
     if warm is not None:
         # Ray made the study in __init__ (space, metric and mode were given).
-        assert searcher._ot_study is not None
-        added = seed_study(searcher._ot_study, warm)
+        added = seed_study(compat.optuna_study(searcher), warm)
         print(f"{warm.line()}; {added} added to the study now", flush=True)
     return searcher
 

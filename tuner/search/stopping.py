@@ -30,12 +30,13 @@ from typing import Any
 
 from ray.tune import Callback
 
-from trainable.errors import storage_error
+from trainable.errors import ExitCode, storage_error
 from trainable.files import storage
+from tuner import compat
 from tuner.results.layout import ResultsDir
 
 # Exit codes as a shell reports a process killed by the signal (128 + signal number).
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 
 
 class Stopped(KeyboardInterrupt):
@@ -63,8 +64,8 @@ class StopState:
 
     def request(self, reason: str, exit_code: int, frame: FrameType | None = None) -> None:
         first = self.note(reason, exit_code)
-        tune_handler = signal.getsignal(signal.SIGUSR1)
-        if first and self.in_search and callable(tune_handler):
+        tune_handler = compat.tune_interrupt_handler()
+        if first and self.in_search and tune_handler is not None:
             tune_handler(signal.SIGUSR1, frame)  # Tune's event: save state, return from fit()
             return
         raise Stopped(self.reason or reason, self.exit_code or exit_code)
@@ -180,7 +181,7 @@ class StorageGuard(Callback):
     def _storage_reason(self, error: Any, retried: bool) -> str | None:
         text = str(error)
         full = storage_error(error) if isinstance(error, BaseException) else None
-        if full is None and ("[Errno 28]" in text or "No space left" in text):
+        if full is None and compat.is_disk_full_text(text):
             full = OSError(errno.ENOSPC, "", None)  # Tune's text-only error form
         if full is not None:
             return f"{storage_message(full, self.results.path)}; free some space"

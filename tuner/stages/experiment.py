@@ -36,6 +36,7 @@ from trainable.config import TrainConfig, read_yaml
 from trainable.data.datasets import load_splits
 from trainable.errors import Interrupted, StorageError, UserError, storage_error
 from trainable.files import atomic, storage
+from tuner import compat
 from tuner.integrations.cluster import (
     RayOptions,
     check_resources,
@@ -305,7 +306,7 @@ def _search_stage(
     t0 = time.perf_counter()
     try:
         guard = StorageGuard(stop, search.results, StorageError.exit_code)
-        with quiet_store_outages(search.results):
+        with quiet_store_outages(search.results), compat.without_tune_resume_hint():
             grid = search.fit(callbacks=[guard, *extra_callbacks])
     except OSError as err:
         # When fit() ends, Tune reads its experiment back from the storage: with the bucket
@@ -400,7 +401,11 @@ def _retrain_stage(
         r = spec.retrain
         cpus = r.cpus if r.cpus is not None else spec.resources.cpus
         gpu = r.gpu if r.gpu is not None else spec.resources.gpu
+        t0 = time.perf_counter()
         retrain_seeds(todo, results, data_ref, cpus, gpu, record)
+        # Summed over the processes that retrained (a resumed run adds its part).
+        earlier = float(manifest.read().get("retrain_wall_s", 0.0))
+        manifest.update(retrain_wall_s=earlier + time.perf_counter() - t0)
     # Every seed's outcome from its own file: the ones done by an earlier process (or, with
     # a bucket, on another node) included.
     for c in configs:
@@ -417,6 +422,7 @@ def _finish(manifest: Manifest) -> dict[str, Any]:
         "status": SearchStatus.FINISHED,
         "summary": tables["summary"],
         "search_wall_s": search_wall_s,
+        "retrain_wall_s": manifest.read().get("retrain_wall_s"),
         "trials": tables["trials"],
         "trial_status_counts": tables["trial_status_counts"],
         "epochs_spent": tables["epochs_spent"],

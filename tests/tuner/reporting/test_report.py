@@ -75,6 +75,13 @@ def test_report_header_matches_manifest(finished: Path, report: str) -> None:
     assert f"<dd>{counts}</dd>" in report
     assert html.escape(manifest["data_provenance"]) in report
     assert "How to read this" in report
+    # The wall time shows both parts; the retraining's is recorded again (it was lost once).
+    search, retrain = manifest["search_wall_s"], manifest["retrain_wall_s"]
+    assert retrain > 0
+    assert (
+        f"{(search + retrain) / 60:.1f} min (search {search / 60:.1f}, retraining "
+        f"{retrain / 60:.1f})"
+    ) in report
 
 
 @slow

@@ -77,6 +77,7 @@ def test_sigterm_saves_state_exits_143_and_resumes(
     last = stopped.stderr.strip().splitlines()[-1]
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "SIGTERM" in last and f"python -m tuner resume {results_dir}" in last
+    assert "Resume experiment with" not in stopped.stderr  # Tune's hint, for Python users
     manifest = json.loads(ResultsDir(results_dir).manifest.read_text())
     assert manifest["status"] == "interrupted" and "SIGTERM" in manifest["stop_reason"]
     done = recover(spec_file, results_dir)
