@@ -93,10 +93,11 @@ def test_the_worker_output_dispatcher_has_the_handler_ray_removes() -> None:
     compat.stop_forwarding_worker_output()  # no Ray running: removing an absent name is fine
 
 
-def test_the_mlflow_callback_keeps_its_trial_runs() -> None:
+def test_the_mlflow_callback_keeps_its_trial_runs(mlflow_server: str) -> None:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    callback = MLflowLoggerCallback(tracking_uri="file:///nonexistent", experiment_name="x")
+    callback = MLflowLoggerCallback(tracking_uri=mlflow_server, experiment_name="compat")
+    callback.setup()  # where Ray makes the map (a real MLflow server: tests/conftest.py)
     assert compat.mlflow_trial_runs(callback) == {}
 
 
