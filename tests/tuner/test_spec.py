@@ -261,3 +261,12 @@ def test_param_contains(param: dict[str, Any], inside: list[Any], outside: list[
 
     p = Param(**param)
     assert all(p.contains(v) for v in inside) and not any(p.contains(v) for v in outside)
+
+
+def test_the_config_reference_is_generated_from_the_models() -> None:
+    from tuner.reference import markdown
+
+    page = (REPO / "docs" / "config-reference.md").read_text()
+    assert page == markdown(), "stale: run python -m tuner.reference > docs/config-reference.md"
+    assert "| `budget.total_s` | float | `required` | > 0 |" in page
+    assert "| `dataset.download` | bool | `False` |  |" in page
