@@ -9,20 +9,26 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainable.command import prog, version
-from trainable.config import TrainConfig, build_config, deep_merge, read_yaml
 from trainable.errors import ConfigError, UserError
-from trainable.files import atomic
-from trainable.tracking import REGISTRY_SCHEME, config_from_registry, production_run
-from trainable.vocab import Status
+
+if TYPE_CHECKING:
+    from trainable.config import TrainConfig
+
+# Nothing heavy at import: `predict` serves an exported model with ONNX Runtime alone, so the
+# training stack (torch, pydantic models) is imported by the commands that train.
 
 TRAIN_EXAMPLES = """examples:
   python -m trainable train --config configs/cifar10_smallnet.yaml --data-root ../shared/datasets/cifar10-jpeg
   python -m trainable train --config best_config.yaml --set optimizer.lr=0.003 --set epochs=30 --test
   python -m trainable train --config s3://bucket/searches/NAME/best_config.yaml --out results/prod
   python -m trainable train --out results/run1 --resume          # continue an interrupted run
+"""
+PREDICT_EXAMPLES = """examples:
+  python -m trainable predict --model results/cifar10-quick/model.onnx photos/ --out predictions.csv
+  python -m trainable predict --model model.onnx cat.jpg dog.png --top-k 5
 """
 EVAL_EXAMPLES = """examples:
   python -m trainable evaluate --checkpoint results/run1/best/checkpoint.pt --split test
@@ -94,10 +100,45 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
     )
+    pr = sub.add_parser(
+        "predict",
+        help="classify images with an exported model (ONNX Runtime only; no torch needed)",
+        epilog=PREDICT_EXAMPLES,
+        formatter_class=fmt,
+    )
+    pr.add_argument(
+        "--model", type=Path, required=True, help="model.onnx (its model_card.json beside it)"
+    )
+    pr.add_argument(
+        "images", type=Path, nargs="+", help="image files or folders (searched recursively)"
+    )
+    pr.add_argument("--out", type=Path, help="CSV to write (default: standard output)")
+    pr.add_argument("--top-k", type=int, default=3, help="classes per image in the CSV (default 3)")
+    pr.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
     return p
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainable.export.predict import predict
+
+    if not args.model.is_file():
+        raise UserError(
+            f"model not found: {args.model} (export one: python -m tuner export RESULTS --format onnx)"
+        )
+    if not (args.model.parent / "model_card.json").is_file():
+        raise UserError(
+            f"no model_card.json beside {args.model}: export the model with python -m tuner export"
+        )
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    return predict(args.model, args.images, args.out, args.top_k)
+
+
 def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainConfig:
+    from trainable.config import build_config, deep_merge
+
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(raw).__name__}")
     if data_root is not None:
@@ -106,6 +147,9 @@ def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainC
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from trainable.config import read_yaml
+    from trainable.tracking import production_run
+
     out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
     resume_from = None
     if args.resume:
@@ -136,6 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _config_source(config: str) -> str | Path:
     """A registered model version's config (`models:/NAME/VERSION`), or the file or URI."""
+    from trainable.tracking import REGISTRY_SCHEME, config_from_registry
+
     if config.startswith(REGISTRY_SCHEME):
         return config_from_registry(config)
     return config
@@ -144,8 +190,10 @@ def _config_source(config: str) -> str | Path:
 def _train_and_test(
     config: TrainConfig, out: Path, resume_from: Path | None, test: bool, tracked: Any
 ) -> int:
+    from trainable.files import atomic
     from trainable.training.engine import progress_printer, train
     from trainable.training.evaluation import evaluate
+    from trainable.vocab import Status
 
     report = progress_printer(config.epochs)
     result = train(
@@ -210,7 +258,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return int(cmd_train(args) if args.command == "train" else cmd_evaluate(args))
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+        return int(commands[args.command](args))
     except UserError as err:
         if args.debug:
             raise

@@ -33,7 +33,10 @@ EXAMPLES = {
   python -m tuner resume results/cifar10-quick
   python -m tuner resume s3://bucket/searches/cifar10-default
 """,
-    "export": "examples:\n  python -m tuner export results/cifar10-quick --format json\n",
+    "export": """examples:
+  python -m tuner export results/cifar10-quick --format json
+  python -m tuner export results/cifar10-quick --format onnx         # model.onnx + model_card.md
+""",
     "report": """examples:
   python -m tuner report results/cifar10-quick      # writes results/cifar10-quick/report/
   python -m tuner report results/20260101-120000/cifar10-default --top 20
@@ -140,7 +143,13 @@ def _parser() -> argparse.ArgumentParser:
 
     e = add("export", "write the best config again (best_config.yaml or .json)")
     e.add_argument("results_dir")
-    e.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    e.add_argument(
+        "--format",
+        choices=("yaml", "json", "onnx", "torchscript"),
+        default="yaml",
+        help="yaml/json: the best config; onnx/torchscript: the model with its preprocessing, "
+        "checked against PyTorch, with a model card",
+    )
 
     rp = add("report", "write an HTML report with plots of a finished search (RESULTS_DIR/report/)")
     rp.add_argument("results_dir")
@@ -243,7 +252,15 @@ def _afterwards(args: argparse.Namespace) -> int:
         print(catalog.list_text(bucket.find(root) if is_uri(root) else Path(root)))
         return 0
     results = bucket.fetch(bucket.results_at(args.results_dir))  # a bucket's, refreshed
-    if args.command == "export":
+    if args.command == "export" and args.format in ("onnx", "torchscript"):
+        from tuner.stages.deploy import deploy
+        from tuner.stages.retrain import load_best_config
+
+        load_best_config(results)  # one line when the search has not finished
+        deploy(results, (args.format,))
+        path = results.model(args.format)
+        written = [str(p.relative_to(results.path)) for p in (path, *results.model_card())]
+    elif args.command == "export":
         from tuner.stages.retrain import export_config, load_best_config
 
         path = export_config(load_best_config(results), results, args.format)

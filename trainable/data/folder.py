@@ -24,11 +24,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from trainable.data.datasize import decoded_bytes, human, require_disk
+from trainable.data.decode import decode
 from trainable.data.scan import Samples, scan_folder
 from trainable.errors import DataError
 
@@ -170,35 +170,7 @@ def _locked(lock_file: Path) -> Iterator[None]:
 
 
 def _decode_one(args: tuple[str, int]) -> np.ndarray | None:
-    """The image as uint8 RGB at `size`, or None when the file cannot be decoded (broken,
-    truncated, not an image): the caller skips and counts it."""
-    from PIL import Image
-
-    path, size = args
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8)
-
-
-def _to_rgb(img: Any) -> Any:
-    """Any Pillow mode as 8-bit RGB. 16-bit and 32-bit integer images (medical, microscopy
-    PNGs and TIFFs) are scaled from their full range: Pillow's own conversion clips them at
-    255, which turns most of a 16-bit image white. Palette, CMYK, LA and RGBA images go
-    through Pillow's conversion (alpha dropped)."""
-    from PIL import Image
-
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, mode="L").convert("RGB")
-    return img.convert("RGB")
+    return decode(*args)
 
 
 def _decode_to_cache(

@@ -206,6 +206,10 @@ class Tracker:
         for path in (results.best_checkpoint, results.best_trainer_config, results.test_summary):
             self.client.log_artifact(run_id, str(path), "model")
         self.client.log_artifact(run_id, str(results.best_config("yaml")), "model")
+        served = [results.model("onnx"), results.model("torchscript"), *results.model_card()]
+        for path in served:  # the deployable model and its card (the deploy stage ran before)
+            if path.is_file():
+                self.client.log_artifact(run_id, str(path), "model")
         self.client.log_artifacts(run_id, str(results.test_metrics), "model/test_metrics")
         if not self.client.search_registered_models(f"name = '{name}'"):
             self.client.create_registered_model(name, tags={SEARCH: name})

@@ -32,7 +32,7 @@ from tuner.planning.machine import Machine
 RESERVE = 0.05  # of the budget, held back for what the estimates miss
 RAY_START_S = 15.0  # ray.init, the dashboard, Tune's experiment set-up and end
 TRIAL_OVERHEAD_S = 2.0  # a trial's start and its first report (issue #27: 1.1-1.5 s)
-EXPORT_S = 5.0  # the exported checkpoint, test metrics and tables
+EXPORT_S = 15.0  # the exported checkpoint, tables, the ONNX export and its latency
 RETRAIN_SHARE = 0.65
 SMALL_SEARCH_SHARE = 0.15
 MIN_RETRAIN_EPOCHS = 4
@@ -225,7 +225,9 @@ def make_plan(
     arch = architecture(data, machine)
     n_all = data.num_train
     decode_s = (data.num_train + data.num_test) * data.decode_s_per_image / machine.cpus
-    test_s = data.num_test * TTA_VIEWS / (speed.retrain_images_per_s * EVAL_SPEEDUP)
+    # The test split: once with TTA after retraining, then twice (PyTorch, ONNX Runtime) to
+    # check the exported model.
+    test_s = data.num_test * (TTA_VIEWS + 2) / (speed.retrain_images_per_s * EVAL_SPEEDUP)
     fixed_s = elapsed_s + decode_s + RAY_START_S + test_s + EXPORT_S + RESERVE * budget_s
     avail = budget_s - fixed_s
     epoch_s = n_all / speed.retrain_images_per_s

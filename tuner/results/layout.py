@@ -15,6 +15,9 @@
     best/test_summary.json  test accuracy mean ± std over seeds
     best/config.yaml        the winner's trainer config
     best_config.yaml        the same, for `python -m trainable train --config`
+    model.onnx              the exported model, preprocessing inside (`tuner export`, and
+                            every finished run); model.torchscript.pt on request
+    model_card.md, .json    what it is, its input contract, test metrics, parity, latency
     report/                 `tuner report`'s HTML and plots
 
 Results in an object store (`storage_path: s3://...`) keep the same layout under the URI;
@@ -52,7 +55,8 @@ class ResultsDir:
         there is Ray Tune's), the manifest last: a copy holding it holds every file it records.
         `runs` (inside `best`) is the only large part."""
         own = [self.spec, self.study, self.trials, self.summary, self.best, self.report]
-        return [*own, self.best_config("yaml"), self.best_config("json"), self.manifest]
+        served = [self.model("onnx"), self.model("torchscript"), *self.model_card()]
+        return [*own, self.best_config("yaml"), self.best_config("json"), *served, self.manifest]
 
     def owned(self, rel: str, runs: bool = True) -> bool:
         """Whether `rel` (a path inside the folder) is one of this project's files; with
@@ -123,6 +127,14 @@ class ResultsDir:
 
     def best_config(self, fmt: str = "yaml") -> Path:
         return self.path / f"best_config.{fmt}"
+
+    def model(self, fmt: str) -> Path:
+        """The exported model: `onnx` or `torchscript`."""
+        return self.path / {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[fmt]
+
+    def model_card(self) -> tuple[Path, Path]:
+        """(model_card.md, model_card.json)"""
+        return self.path / "model_card.md", self.path / "model_card.json"
 
     @property
     def report(self) -> Path:

@@ -275,6 +275,13 @@ def _run_stages(
             "test_macro_f1_mean",
         )
         manifest.mark_done("export", **{k: test[k] for k in keys})
+    if not manifest.done("deploy"):
+        from tuner.stages.deploy import deploy
+
+        card = deploy(results)
+        agreement = card["parity"]["onnx"]["top1_agreement"]
+        manifest.mark_done("deploy", model=results.model("onnx").name, top1_agreement=agreement)
+        bucket.publish(results)
     if not manifest.done("register"):
         version = tracker.register()
         if version is not None:  # tracking on and the registry took it

@@ -94,6 +94,8 @@ def test_the_exported_model_is_a_registered_version(logged: dict[str, Any]) -> N
     )
     files = {Path(a.path).name for a in client.list_artifacts(version.run_id, "model")}
     assert {"checkpoint.pt", "best_config.yaml", "test_metrics"} <= files
+    # The registered version carries the deployable model and its card.
+    assert {"model.onnx", "model_card.md", "model_card.json"} <= files
 
 
 def test_production_training_starts_from_a_registered_version_and_is_logged(

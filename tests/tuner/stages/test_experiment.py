@@ -240,3 +240,35 @@ def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
     assert versus["best_trial_id"] == str(outcome["best_trial_id"])
     manifest = json.loads((results_dir / "manifest.json").read_text())
     assert manifest["stages"]["tables"]["versus_base"] == versus
+
+
+def test_every_finished_search_exports_a_checked_model_with_its_card(
+    finished: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    results_dir, _ = finished
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    assert manifest["stages"]["deploy"]["model"] == "model.onnx"
+    assert (results_dir / "model.onnx").is_file()
+    card = json.loads((results_dir / "model_card.json").read_text())
+    test = json.loads((results_dir / "best" / "test_summary.json").read_text())
+    assert card["classes"] == ["class_0", "class_1", "class_2"] or len(card["classes"]) == 3
+    assert card["input"]["dtype"] == "uint8" and card["input"]["layout"] == "NHWC"
+    assert card["input"]["image_size"] == 16 and card["output"]["name"] == "probabilities"
+    assert card["parity"]["images"] == 150 and card["parity"]["onnx"]["top1_agreement"] >= 0.999
+    assert card["parity"]["onnx"]["max_prob_diff"] < 1e-4
+    assert card["test"]["accuracy_mean_over_seeds"] == test["test_accuracy_mean"]
+    assert set(card["test"]["per_class"]) == set(card["classes"])
+    assert card["latency"]["ms_per_image"]["onnxruntime/batch1"] > 0
+    assert card["versions"]["onnxruntime"] != "absent" and card["data"]
+    md = (results_dir / "model_card.md").read_text()
+    assert md.startswith("# Model card: tiny") and "## Parity with PyTorch" in md
+    # On demand, TorchScript too, into a copy of the folder (the session's search is shared).
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(results_dir, copy)
+    done = run_cli("tuner", "export", copy, "--format", "torchscript")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (copy / "model.torchscript.pt").is_file()
+    again = json.loads((copy / "model_card.json").read_text())
+    assert again["parity"]["torchscript"]["top1_agreement"] >= 0.999

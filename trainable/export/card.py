@@ -1,0 +1,89 @@
+"""The model card: `model_card.json` (for machines) and `model_card.md` (for people), from
+one dict, so the two never disagree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainable.files import atomic
+
+
+def write_card(card: dict[str, Any], md_path: Path, json_path: Path) -> None:
+    atomic.write_text(json_path, json.dumps(card, indent=2) + "\n")
+    atomic.write_text(md_path, render(card))
+
+
+def render(card: dict[str, Any]) -> str:
+    i, t, p = card["input"], card["test"], card["parity"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"{len(card['classes'])}-class image classifier, {card['model']}. Exported from "
+        f"{card['search']['results']} ({card['created_at']}).",
+        "",
+        "## Input and output",
+        "",
+        f"- input `{i['name']}`: {i['dtype']}, {i['layout']} (batch, height, width, "
+        f"{i['channels']}), {i['color']}; any batch size; {i['resize']}",
+        f"- output `{card['output']['name']}`: float32 (batch, {len(card['classes'])}), "
+        "softmax probabilities in the class order below",
+        f"- {i['preprocessing']}",
+        "",
+        "Classes in output order: " + ", ".join(f"{k}: {c}" for k, c in enumerate(card["classes"])),
+        "",
+        "## Test metrics",
+        "",
+        f"On the test split ({p['images']:,} images, read once after retraining):",
+        "",
+        f"- accuracy as trained and evaluated (test-time augmentation: {t['tta']}): "
+        f"{t['accuracy']:.2%}; balanced {t['balanced_accuracy']:.2%}; macro-F1 "
+        f"{t['macro_f1']:.4f}",
+        f"- this exported model (one view): {p['accuracy']['pytorch']:.2%}",
+        "",
+        "| class | accuracy | precision | recall | F1 | support |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in t["per_class"].items():
+        lines.append(
+            f"| {name} | {m['accuracy']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} | "
+            f"{m['f1']:.4f} | {m['support']} |"
+        )
+    lines += [
+        "",
+        "## Parity with PyTorch",
+        "",
+        "| runtime | top-1 agreement | largest probability difference | accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name in ("onnx", "torchscript"):
+        if name in p:
+            lines.append(
+                f"| {name} | {p[name]['top1_agreement']:.4%} | {p[name]['max_prob_diff']:.2e} | "
+                f"{p['accuracy'][name]:.2%} |"
+            )
+    lat = card.get("latency")
+    if lat:
+        lines += [
+            "",
+            f"## Latency on the exporting machine ({card['machine']}, {lat['threads']} threads)",
+            "",
+            "| runtime / batch | ms per image |",
+            "|---|---|",
+            *(f"| {k} | {v:.3f} |" for k, v in lat["ms_per_image"].items()),
+        ]
+    s = card["search"]
+    lines += [
+        "",
+        "## Where it came from",
+        "",
+        f"- data: {card['data']}",
+        f"- search: {s['trials']} trials, best trial {s['best_trial_id']}; "
+        + (s["versus_base"] or "no base-config comparison recorded"),
+        f"- trainer config: `best_config.yaml` beside this card (seed {card['config']['seed']}, "
+        f"{card['config']['epochs']} epochs)",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
+        "",
+    ]
+    return "\n".join(lines)
