@@ -210,10 +210,21 @@ class BudgetSpec(StrictModel):
     retrain_epoch_s: float = Field(gt=0)
     after_retrain_s: float = Field(0.0, ge=0)
     max_epochs: int = Field(40, ge=1, le=10000)
+    # With these two, the epoch time is re-estimated from what the search's trials measured
+    # on the real data: their training images/s times `speedup` (the whole machine's speed
+    # over a trial's, as `tuner init` measured both), over `retrain_images` images an epoch.
+    retrain_images: int | None = Field(None, ge=1)
+    speedup: float | None = Field(None, gt=0)
 
-    def epochs(self, elapsed_s: float) -> int:
+    def epoch_s(self, trial_images_per_s: float | None = None) -> float:
+        """One epoch of the final training: from the trials' measured speed when known."""
+        if trial_images_per_s and self.retrain_images and self.speedup:
+            return self.retrain_images / (trial_images_per_s * self.speedup)
+        return self.retrain_epoch_s
+
+    def epochs(self, elapsed_s: float, trial_images_per_s: float | None = None) -> int:
         left = self.total_s - elapsed_s - self.after_retrain_s
-        return max(1, min(self.max_epochs, int(left / self.retrain_epoch_s)))
+        return max(1, min(self.max_epochs, int(left / self.epoch_s(trial_images_per_s))))
 
 
 class TrackingSpec(StrictModel):

@@ -84,6 +84,8 @@ class Plan:
     retrain_s: float
     retrain_epoch_s: float  # one epoch of the final training, measured speed
     after_retrain_s: float  # the test evaluation, export and reserve
+    retrain_images: int  # the final training's images an epoch
+    speedup: float  # the whole machine's training speed over one trial's, measured
     fixed_s: float
     notes: tuple[str, ...] = field(default=())
 
@@ -133,6 +135,8 @@ class Plan:
                 "retrain_epoch_s": round(self.retrain_epoch_s, 3),
                 "after_retrain_s": round(self.after_retrain_s, 1),
                 "max_epochs": MAX_RETRAIN_EPOCHS,
+                "retrain_images": self.retrain_images,
+                "speedup": round(self.speedup, 4),
             },
             "max_failures": 1,
             "storage_path": "results",
@@ -274,6 +278,8 @@ def make_plan(
         retrain_s=retrain_s,
         retrain_epoch_s=epoch_s,
         after_retrain_s=test_s + EXPORT_S + RESERVE * budget_s,
+        retrain_images=n_all,
+        speedup=speed.retrain_images_per_s / speed.trial_images_per_s,
         fixed_s=fixed_s,
         notes=tuple(notes),
     )

@@ -256,7 +256,7 @@ def _run_stages(
         bucket.publish(results)
         tracker.tag_trials(results.summary)
     if not manifest.done("plan_retrain"):
-        manifest.mark_done("plan_retrain", epochs=_retrain_epochs(spec, started))
+        manifest.mark_done("plan_retrain", **_retrain_epochs(spec, results, started))
     epochs = int(manifest.stage("plan_retrain")["epochs"])
     best_config = spec.retrain_config(manifest.stage("tables")["best_params"], epochs)
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
@@ -289,20 +289,36 @@ def _run_stages(
     return _finish(manifest)
 
 
-def _retrain_epochs(spec: SearchSpec, started: float | None) -> int:
+def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None) -> dict[str, Any]:
     """The final training's epochs: what the run's budget leaves when the search is done, in
-    a run that went uninterrupted; else `retrain.epochs` (a resumed run's clock has a gap)."""
+    a run that went uninterrupted (one epoch's time from the trials' own speed on the real
+    data, when the spec says how to scale it); else `retrain.epochs` (a resumed run's clock
+    has a gap)."""
     planned = spec.retrain.epochs or spec.scheduler.max_t
-    if spec.budget is None or started is None:
-        return planned
-    epochs = spec.budget.epochs(time.monotonic() - started)
-    left = spec.budget.total_s - (time.monotonic() - started)
+    budget = spec.budget
+    if budget is None or started is None:
+        return {"epochs": planned}
+    measured = trial_images_per_s(results)
+    elapsed = time.monotonic() - started
+    epochs, epoch_s = budget.epochs(elapsed, measured), budget.epoch_s(measured)
     print(
-        f"final training: {epochs} epochs in the {max(0.0, left):.0f} s the budget leaves "
-        f"({spec.budget.retrain_epoch_s:.1f} s an epoch; {planned} planned)",
+        f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
+        f"budget leaves ({epoch_s:.1f} s an epoch; {planned} planned)",
         flush=True,
     )
-    return epochs
+    return {"epochs": epochs, "epoch_s": epoch_s, "trial_images_per_s": measured}
+
+
+def trial_images_per_s(results: ResultsDir) -> float | None:
+    """The median training speed the trials reported after their first epoch (the first
+    carries start-up costs), or None without such rows."""
+    import pandas as pd
+
+    if not results.trials.is_file():
+        return None
+    rows = pd.read_parquet(results.trials, columns=["epoch", "images_per_s"])
+    steady = rows[rows["epoch"] >= 2]["images_per_s"].dropna()
+    return float(steady.median()) if len(steady) else None
 
 
 def _search_stage(

@@ -18,7 +18,10 @@ def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: 
     done = run_cli("tuner", "init", tmp_path / "pets", "--time-budget", "40s", "--out", spec_file)
     assert done.returncode == 0, done.stderr[-2000:]
     raw = yaml.safe_load(spec_file.read_text())
-    raw["budget"]["max_epochs"] = 2  # a short training; the sizing rule is the same
+    # Two epochs' worth of budget after the fixed costs: the baseline trains exactly that many.
+    raw["budget"]["total_s"] = (
+        raw["budget"]["after_retrain_s"] + 2.5 * raw["budget"]["retrain_epoch_s"]
+    )
     spec_file.write_text(yaml.safe_dump(raw))
     arm = default_arm(spec_file, 40, tmp_path)
     assert arm["ok"] and arm["epochs"] == 2

@@ -98,6 +98,8 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     assert test["epochs"] == planned and test["refit"]
     assert 1 <= planned <= saved["budget"]["max_epochs"]
     assert f"final training: {planned} epochs in the" in done.stdout
+    # The epoch time came from the trials' own speed on this data.
+    assert manifest["stages"]["plan_retrain"]["trial_images_per_s"] > 0
     assert "wall time" in done.stdout.strip().splitlines()[-1]
     assert "for a budget of 100 s" in done.stdout
     assert manifest["stages"]["tables"]["versus_base"]["metric"] == "val_acc"
@@ -114,3 +116,7 @@ def test_the_budget_gives_the_final_training_what_is_left() -> None:
     assert budget.epochs(elapsed_s=300) == 27  # (600 - 300 - 30) / 10
     assert budget.epochs(elapsed_s=0) == 40  # capped
     assert budget.epochs(elapsed_s=700) == 1  # overrun: one epoch still
+    # With the trials' measured speed: 10,000 images at 500/s per trial x 1.6 = 12.5 s.
+    measured = budget.model_copy(update={"retrain_images": 10_000, "speedup": 1.6})
+    assert measured.epoch_s(500) == pytest.approx(12.5) and measured.epoch_s(None) == 10
+    assert measured.epochs(elapsed_s=300, trial_images_per_s=500) == 21  # 270 / 12.5
