@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ def parity(
         session = ort_session(exported["onnx"])
         runners["onnx"] = lambda x: session.run(None, {"images": x})[0]
     if "torchscript" in exported:
-        scripted = torch.jit.load(str(exported["torchscript"]))
+        with warnings.catch_warnings():  # deprecated in torch 2.14, still works (formats.py)
+            warnings.simplefilter("ignore", FutureWarning)
+            scripted = torch.jit.load(str(exported["torchscript"]))
         runners["torchscript"] = lambda x: scripted(torch.from_numpy(x)).numpy()
     agree = dict.fromkeys(runners, 0)
     right = dict.fromkeys(["pytorch", *runners], 0)
