@@ -92,9 +92,10 @@ def default_arm(spec_file: Path, budget_s: float, work: Path) -> dict[str, Any]:
     }
 
 
-def one(folder: Path, budget_s: float, rep: int) -> dict[str, Any]:
+def one(folder: Path, budget_s: float, rep: int, keep: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="own-data-") as tmp:
-        work = Path(tmp)
+        work = keep / f"{folder.name}-{rep}" if keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         run = search_arm(folder, budget_s, work, f"{folder.name}-{rep}")
         default = default_arm(Path(run["spec"]), budget_s, work) if run["ok"] else {"ok": False}
     gain = (
@@ -117,10 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--budget", default="5m")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", type=Path)
+    p.add_argument("--keep", type=Path, help="keep both arms' results under this folder")
     args = p.parse_args(argv)
     budget_s = parse_duration(args.budget)
     folders = [make(v, args.data_root) for v in args.variants] + args.folder
-    runs = [one(f, budget_s, rep) for f in folders for rep in range(args.repeats)]
+    runs = [one(f, budget_s, rep, args.keep) for f in folders for rep in range(args.repeats)]
     table = ["| folder | search: test acc | wall s | default: test acc | wall s | gain |"]
     table.append("|---|---|---|---|---|---|")
     for f in folders:
