@@ -121,3 +121,11 @@ def test_imbalanced_and_tiny_folders_plan_valid_specs() -> None:
 def test_names_come_from_the_folder_and_are_safe() -> None:
     assert name_for(Path("/data/my pets (v2)")) == "my-pets-v2"
     assert name_for(Path("/")) == "data"
+
+
+def test_a_disturbed_whole_machine_measurement_is_bounded() -> None:
+    from tuner.planning.calibrate import bounded
+
+    assert bounded(trial=1000, whole=580, threads_ratio=2) == 1000  # slower than one: disturbed
+    assert bounded(trial=1000, whole=1900, threads_ratio=2) == 1900
+    assert bounded(trial=1000, whole=2600, threads_ratio=2) == 2000  # faster than linear
