@@ -220,7 +220,7 @@ def _init(args: argparse.Namespace) -> int:
     if out.exists():
         raise ConfigError(f"{out} already exists; pass another --out, or remove it first")
     validate_spec(planned.spec(), str(out))  # what run would refuse is never written
-    text = planned.yaml()
+    text = planned.yaml(str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     from trainable.files import atomic
 

@@ -48,8 +48,8 @@ class Planned:
     def spec(self) -> dict[str, Any]:
         return self.plan.spec()
 
-    def yaml(self) -> str:
-        return render(self)
+    def yaml(self, written_to: str) -> str:
+        return render(self, written_to)
 
 
 def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned:
@@ -83,13 +83,13 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def render(p: Planned) -> str:
+def render(p: Planned, written_to: str) -> str:
     """The spec as YAML under a comment block that says what was found and why."""
     plan = p.plan
     header = [
         f"Search spec for {plan.root}, sized by `python -m tuner init` for a run of "
         f"{plan.budget_s:.0f} s end to end on this machine.",
-        f"  run it: python -m tuner run {plan.name}.yaml",
+        f"  run it: python -m tuner run {written_to}",
         "",
         "The data:",
         *(f"  {line}" for line in p.data.lines()),

@@ -28,6 +28,7 @@ def test_init_writes_a_commented_spec_that_validates(pets: Path, tmp_path: Path)
     assert done.stdout.strip() == f"wrote {out}; run it with: python -m tuner run {out}"
     text = out.read_text()
     assert text.startswith("# Search spec for") and "3 classes, 96 training and 24 test" in text
+    assert f"#   run it: python -m tuner run {out}\n" in text
     assert "colour modes: L" in text and "final training:" in text
     spec = load_spec(out)
     assert spec.name == "pets" and spec.base_config().dataset.image_size == 12
