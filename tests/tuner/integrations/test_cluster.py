@@ -143,6 +143,10 @@ def test_a_search_on_a_bucket_spreads_over_nodes_with_their_own_caches(
     spec_file = write_spec(tmp_path, "two-nodes-s3", s3.uri("searches"))
     raw = yaml.safe_load(spec_file.read_text())
     raw["retrain"] = {"seeds": 2}
+    # Trials long enough (~1 s an epoch) for the second node's trial actor to start before the
+    # first node's actor, reused trial after trial, has run them all (seen with a fresh venv:
+    # 4 trials of 0.1 s epochs all ran on one node).
+    raw["base"]["dataset"]["synthetic_train_size"] = 6000
     spec_file.write_text(yaml.safe_dump(raw))
     with worker_node(cluster.address, {"HPSEARCH_CACHE": str(tmp_path / "other-machine")}):
         done = tuner_cmd("run", str(spec_file), "--address", cluster.address)
