@@ -172,6 +172,13 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
     # The file as written first: merging an option into a section that is not a mapping (e.g.
     # `base: 5` with --data-root) would replace it and hide the mistake.
     validate_spec(raw, str(path))
+    raw = _with_flags(raw, args)
+    return validate_spec(raw, str(path)), raw
+
+
+def _with_flags(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's spec overrides, the same for a file and for a plan: --set, then
+    --data-root, --storage-path and --cpu."""
     if getattr(args, "overrides", None):
         raw = deep_merge(raw, parse_overrides(args.overrides))
     if getattr(args, "data_root", None):
@@ -181,7 +188,7 @@ def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, An
     if getattr(args, "cpu", False):
         no_gpu = {"resources": {"gpu": 0}, "retrain": {"gpu": 0}, "base": {"device": "cpu"}}
         raw = deep_merge(raw, no_gpu)
-    return validate_spec(raw, str(path)), raw
+    return raw
 
 
 def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
@@ -195,30 +202,21 @@ def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
         )
     t0 = time.monotonic()
     planned = plan_folder(Path(args.data_root), parse_duration(args.time_budget), args.name)
-    raw = planned.spec()
-    if args.overrides:
-        raw = deep_merge(raw, parse_overrides(args.overrides))
+    raw = _with_flags(planned.spec(), args)
     # The run's clock starts after planning: what planning took comes off its budget.
     raw["budget"]["total_s"] = round(raw["budget"]["total_s"] - (time.monotonic() - t0), 1)
-    if args.storage_path:
-        raw["storage_path"] = args.storage_path
-    if args.cpu:
-        raw = deep_merge(raw, {"resources": {"gpu": 0}, "retrain": {"gpu": 0}})
-        raw["base"]["device"] = "cpu"
     return validate_spec(raw, f"the plan for {args.data_root}"), raw
 
 
 def _init(args: argparse.Namespace) -> int:
     from tuner.planning.auto import parse_duration, plan_folder
+    from tuner.planning.plan import name_for
 
     budget_s = parse_duration(args.time_budget)
-    out = args.out
-    if out is not None and out.exists():
+    out = args.out or Path(f"{args.name or name_for(args.data_root)}.yaml")
+    if out.exists():  # checked before the folder is read and the speed measured
         raise ConfigError(f"{out} already exists; pass another --out, or remove it first")
     planned = plan_folder(args.data_root, budget_s, args.name)
-    out = out or Path(f"{planned.plan.name}.yaml")
-    if out.exists():
-        raise ConfigError(f"{out} already exists; pass another --out, or remove it first")
     validate_spec(planned.spec(), str(out))  # what run would refuse is never written
     text = planned.yaml(str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
