@@ -21,6 +21,8 @@ import numpy as np
 
 from trainable.data.decode import decode
 
+# torchvision's IMG_EXTENSIONS (what the trainer reads), written out: importing
+# torchvision would import torch, which a serving machine need not have.
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 BATCH = 64
 
@@ -33,10 +35,6 @@ def image_paths(inputs: Sequence[Path]) -> list[Path]:
         else:
             found.append(item)
     return found
-
-
-def load(path: Path, size: int) -> np.ndarray | None:
-    return decode(str(path), size)
 
 
 def model_contract(model: Path) -> tuple[list[str], int]:
@@ -67,7 +65,7 @@ def predict(model: Path, inputs: Sequence[Path], out: Path | None, top_k: int) -
     header += [f"{kind}{i}" for i in range(1, k + 1) for kind in ("class", "probability")]
     rows, skipped, t0 = [], [], time.perf_counter()
     for chunk in _chunks(paths, BATCH):
-        loaded = [(p, load(p, size)) for p in chunk]
+        loaded = [(p, decode(str(p), size)) for p in chunk]
         good = [(p, a) for p, a in loaded if a is not None]
         skipped += [p for p, a in loaded if a is None]
         if not good:

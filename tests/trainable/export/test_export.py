@@ -162,3 +162,11 @@ def test_predict_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and done.stderr.startswith("error: model not found:")
     assert done.stderr.count("\n") == 1
+
+
+def test_predict_reads_the_image_types_the_trainer_reads() -> None:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from trainable.export.predict import EXTENSIONS
+
+    assert EXTENSIONS == IMG_EXTENSIONS
