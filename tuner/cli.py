@@ -75,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--dashboard",
             action=argparse.BooleanOptionalAction,
-            default=True,
-            help="start the Ray dashboard with a local Ray (default: on; a cluster has its own)",
+            default=None,
+            help="start the Ray dashboard with a local Ray (default: on where ray[default] is "
+            "installed; a cluster has its own)",
         )
         sp.add_argument(
             "--dashboard-host",

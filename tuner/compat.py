@@ -169,6 +169,16 @@ def stop_forwarding_worker_output() -> None:
     _get(dispatcher, "remove_handler")("ray_print_logs")
 
 
+def dashboard_missing() -> str | None:
+    """Why Ray's dashboard cannot start here (a minimal Ray, without `ray[default]`, as the GPU
+    kit carries), or None. Ray has no public check, and `ray.init(include_dashboard=True)` on a
+    minimal Ray raises a bare Exception after logging a paragraph."""
+    from ray._private import utils
+
+    error = _get(utils, "get_dashboard_dependency_error")()
+    return None if error is None else str(error)
+
+
 # --- Ray's MLflow logger callback ------------------------------------------------------------
 
 

@@ -93,6 +93,11 @@ def test_the_worker_output_dispatcher_has_the_handler_ray_removes() -> None:
     compat.stop_forwarding_worker_output()  # no Ray running: removing an absent name is fine
 
 
+def test_the_pinned_ray_has_its_dashboard() -> None:
+    # requirements.txt pins ray[default]; the GPU kit's minimal Ray is checked in test_kit.
+    assert compat.dashboard_missing() is None
+
+
 def test_the_mlflow_callback_keeps_its_trial_runs(mlflow_server: str) -> None:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 

@@ -38,7 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class RayOptions:
     address: str | None = None  # None: start Ray in this process
     num_cpus: int | None = None  # local only; default all cores
-    dashboard: bool = False
+    dashboard: bool | None = False  # None: on where Ray's dashboard is installed (ray[default])
     dashboard_host: str = "127.0.0.1"
 
 
@@ -55,7 +55,8 @@ def ensure_ray(opts: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     local = opts.address is None
-    if local and opts.dashboard and opts.dashboard_host not in LOOPBACK:
+    dashboard = _dashboard_wanted(opts.dashboard) if local else False
+    if local and dashboard and opts.dashboard_host not in LOOPBACK:
         print(
             f"warning: the Ray dashboard will listen on {opts.dashboard_host}: anyone who can "
             "reach that port and holds the token can run code on this machine; prefer "
@@ -67,7 +68,7 @@ def ensure_ray(opts: RayOptions) -> bool:
     start: dict[str, Any] = (
         {
             "num_cpus": opts.num_cpus,
-            "include_dashboard": opts.dashboard,
+            "include_dashboard": dashboard,
             "dashboard_host": opts.dashboard_host,
         }
         if local
@@ -82,9 +83,25 @@ def ensure_ray(opts: RayOptions) -> bool:
             f"cannot reach a Ray cluster at --address {opts.address} ({err}); start one with "
             "'ray start --head' or check the address"
         ) from err
-    if context.dashboard_url and (opts.dashboard or not local):
+    if context.dashboard_url and (dashboard or not local):
         print(dashboard_banner(f"http://{context.dashboard_url}"), flush=True)
     return True
+
+
+def _dashboard_wanted(asked: bool | None) -> bool:
+    """Asked for and not installed is an error; by default it is on where installed."""
+    if asked is False:
+        return False
+    missing = compat.dashboard_missing()
+    if missing is None:
+        return True
+    if asked:
+        raise UserError(
+            f"the Ray dashboard is not installed ({missing}): pip install 'ray[default]', "
+            "or run with --no-dashboard"
+        )
+    print("Ray dashboard: off (ray[default] is not installed here)", flush=True)
+    return False
 
 
 def token_location() -> str:
