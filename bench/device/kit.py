@@ -64,6 +64,9 @@ PRUNE = {
     "ray/workflow": "workflows",
     "ray/dashboard/client": "the dashboard's web page (the dashboard is off)",
 }
+# What the GPU session's benchmarks run beside tuner: airbench94 as published (an sdist on PyPI,
+# pure Python; built into a wheel here).
+BENCH_EXTRAS = ("airbench==0.1.8",)
 # Debug and symbol tables of the three binaries a cluster starts: 30% of Ray's bytes.
 STRIP = ("ray/_raylet.so", "ray/core/src/ray/gcs/gcs_server", "ray/core/src/ray/raylet/raylet")
 
@@ -121,6 +124,14 @@ def _pip(python_version: str, *args: str) -> None:
         raise KitError(f"pip {args[0]} failed: {tail} (is the package index reachable?)")
 
 
+def _build_wheels(wheels: Path, reqs: Sequence[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *reqs]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KitError(f"pip wheel {' '.join(reqs)} failed: {tail}")
+
+
 def prune(site: Path) -> list[str]:
     """Remove PRUNE's folders and every __pycache__; strip STRIP's binaries. Returns what went."""
     gone = [rel for rel in PRUNE if (site / rel).exists()]
@@ -176,6 +187,7 @@ def build(out: Path, python_version: str, part_mb: float, preset: int) -> dict[s
         wheels, site = Path(tmp, "wheels"), Path(tmp, "site")
         print(f"kit: resolving {len(reqs)} requirements for CPython {python_version}", flush=True)
         _pip(python_version, "download", "-d", str(wheels), *reqs)
+        _build_wheels(wheels, BENCH_EXTRAS)
         carried = missing_on_host(wheels.glob("*.whl"), host)
         print(f"kit: {len(carried)} distributions the host lacks; installing", flush=True)
         _pip(python_version, "install", "--no-deps", "--no-index", "--no-compile",

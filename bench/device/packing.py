@@ -1,5 +1,11 @@
 """Packed trials: 1, 2, 4, 8 concurrent trainer runs on one GPU, as a search packs them.
 
+    python -m bench.device.packing --data-root DATA [--config C] [--set K=V ...] \
+        [--concurrency 1,2,4,8] [--epochs 2] [--json PATH]
+
+By default small trials, where packing should pay (a search's trials that leave the card
+idle: `configs/cifar10_smallnet.yaml` at width 24, batch 512, data on the GPU).
+
 Each trial is a normal `engine.train` run (train/validation split, evaluation and checkpoints
 every epoch) in its own spawned process with its CUDA memory capped to 1/n of the card, as
 `tuner.search.adapter.cap_gpu_memory` does for a 1/n-GPU trial; all trials are timed from a barrier
@@ -8,10 +14,12 @@ after a warm-up epoch to the last trial's end. Part of `bench/device/gpu.py` (is
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import multiprocessing as mp
 import queue
 import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -22,7 +30,7 @@ from unittest import mock
 
 import torch
 
-from trainable.config import TrainConfig, build_config
+from trainable.config import TrainConfig, build_config, load_config
 from trainable.data.datasets import load_splits
 from trainable.training import engine
 
@@ -136,3 +144,40 @@ def packing(
     for row in rows:
         row["speedup_vs_1"] = row["images_per_s_total"] / base if base else None
     return rows
+
+
+SMALL_TRIAL = ("model.width=24", "batch_size=512", "loader.kind=device", "device=cuda")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench.support.env import environment, write_json
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench.device.packing", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--config", default="configs/cifar10_smallnet.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("--concurrency", default="1,2,4,8")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per trial (after 1 warm-up)")
+    p.add_argument("--json", type=Path, help="output JSON (default bench/results/packing.json)")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA GPU: packing trials on one card needs one", file=sys.stderr)
+        return 2
+    overrides = [*SMALL_TRIAL, f"dataset.root={args.data_root}", *args.overrides]
+    config = load_config(args.config, overrides)
+    counts = [int(n) for n in args.concurrency.split(",")]
+    rows = packing(config, counts, warmup_epochs=1, timed_epochs=args.epochs)
+    for r in rows:
+        print(
+            f"{r['trials']} trials: {r['images_per_s_total']:,.0f} img/s, x{r['speedup_vs_1']:.2f}"
+        )
+    payload = {"device_name": torch.cuda.get_device_name(0), "overrides": overrides,
+               "config": args.config, "rows": rows, "environment": environment()}  # fmt: skip
+    print(f"-> {write_json('packing', payload, args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

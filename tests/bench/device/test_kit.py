@@ -90,7 +90,8 @@ def test_the_gpu_kit_fits_one_command_beside_the_data(tmp_path: Path) -> None:
     repo_bytes = sum((REPO / f).stat().st_size for f in tracked.stdout.decode().split("\0") if f
                      and (REPO / f).is_file())  # fmt: skip
     assert packed + DATA_BYTES + repo_bytes < CARRY_LIMIT, (packed, repo_bytes)
-    assert {"ray", "optuna", "pydantic", "pydantic-core", "sqlalchemy"} <= set(manifest["dists"])
+    carried = {"ray", "optuna", "pydantic", "pydantic-core", "sqlalchemy", "airbench"}
+    assert carried <= set(manifest["dists"])
     assert not set(manifest["dists"]) & kit.host_packages()
     assert set(manifest["pruned"]) == set(kit.PRUNE)  # each PRUNE entry exists in Ray 2.60
 
