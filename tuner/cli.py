@@ -294,20 +294,24 @@ def _interrupted(err: KeyboardInterrupt, results: ResultsDir | None) -> int:
     return code
 
 
+_RETRAINED = {"winner": "best config", "base": "base config (the search found nothing better)"}
+
+
 def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
     where = results.where
     best = f"{where}/{results.best_config().name}" if results.remote else results.best_config()
+    from tuner.results.tables import BaseComparison, Retrained
+
     notes = []
     if outcome.get("versus_base"):
-        from tuner.results.tables import BaseComparison
-
         notes.append(BaseComparison(**outcome["versus_base"]).line())
     for seed, scale in (outcome.get("lr_retried_seeds") or {}).items():
         notes.append(f"retraining seed {seed} diverged and was trained again at {scale:g}x the lr")
     print(
         f"\n{outcome['summary']}\n"
         + "".join(f"{note}\n" for note in notes)
-        + f"retrained best config: test accuracy {outcome['test_accuracy_mean']:.2%} "
+        + f"retrained {_RETRAINED[Retrained(outcome.get('retrained', Retrained.WINNER))]}: test accuracy "
+        f"{outcome['test_accuracy_mean']:.2%} "
         f"± {outcome['test_accuracy_std']:.2%}"
         + (
             f", balanced accuracy {outcome['test_balanced_accuracy_mean']:.2%}, macro-F1 "

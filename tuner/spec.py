@@ -195,6 +195,10 @@ class RetrainSpec(StrictModel):
     # (what `tuner init` plans) trains with every core instead of one.
     cpus: float | None = Field(None, gt=0, le=1024)
     gpu: float | None = Field(None, ge=0, le=64)
+    # The gain over the base config's own trial (same epoch, the search's metric) the winner
+    # needs to be retrained instead of the base. None: one standard error of the difference of
+    # two accuracies on the validation split (val_acc; 0 for val_loss); 0: any gain.
+    min_gain: float | None = Field(None, ge=0, le=1)
 
 
 class BudgetSpec(StrictModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,21 @@ def write_tables(
     return rows, summary
 
 
+class Retrained(StrEnum):
+    """Which config the final training used."""
+
+    WINNER = "winner"
+    BASE = "base"  # the winner's gain over the base config was within noise
+
+
 @dataclass(frozen=True)
 class BaseComparison:
     """The search's winner against the base config's own trial, at the same epoch (the last
-    one the base trial reached: ASHA may have stopped it early), on the search's data."""
+    one the base trial reached: ASHA may have stopped it early), on the search's data.
+
+    The winner replaces the base config only if its gain is above `min_gain`: a winner picked
+    as the best of many noisy trials is expected to beat the base by chance, and a final
+    training of a config no better than the default is a worse model for the same money."""
 
     metric: str
     base_trial_id: str
@@ -141,22 +153,48 @@ class BaseComparison:
     best_trial_id: str
     best_value: float
     gain: float  # positive: the winner is better (the metric's direction applied)
+    min_gain: float = 0.0  # the gain the winner needs to be retrained instead of the base
+
+    @property
+    def winner_kept(self) -> bool:
+        return self.base_trial_id == self.best_trial_id or self.gain > self.min_gain
 
     def line(self) -> str:
         if self.base_trial_id == self.best_trial_id:
             return f"the base config (trial {self.base_trial_id}) is the search's best"
-        return (
+        versus = (
             f"the winner (trial {self.best_trial_id}) vs the base config (trial "
             f"{self.base_trial_id}) at epoch {self.epoch}: {self.metric} {self.best_value:.4f} vs "
             f"{self.base_value:.4f} ({self.gain:+.4f})"
         )
+        if self.winner_kept:
+            return versus
+        return (
+            f"{versus}, not above the {self.min_gain:.4f} the validation split can tell apart: "
+            "the final training uses the base config"
+        )
+
+
+def noise_margin(metric: str, base_value: float, val_images: int) -> float:
+    """One standard error of the difference of two accuracies on `val_images` images, each
+    binomial with the base's accuracy: what the same config could gain by chance. 0 for a
+    metric with no such model (val_loss: any gain counts)."""
+    if metric != "val_acc" or val_images <= 0:
+        return 0.0
+    p = min(max(base_value, 0.0), 1.0)
+    return math.sqrt(2 * p * (1 - p) / val_images)
 
 
 def base_comparison(
-    rows: pd.DataFrame, summary: pd.DataFrame, point: dict[str, Any], objective: Objective
+    rows: pd.DataFrame,
+    summary: pd.DataFrame,
+    point: dict[str, Any],
+    objective: Objective,
+    min_gain: float | None = 0.0,
+    val_images: int = 0,
 ) -> BaseComparison | None:
     """None when no trial ran the base config's values or the winner has no row at the
-    base trial's last epoch."""
+    base trial's last epoch. `min_gain` None: `noise_margin` on `val_images` images."""
     if summary.empty or rows.empty:
         return None
     is_base = pd.Series(True, index=summary.index)
@@ -179,7 +217,8 @@ def base_comparison(
     base_value = float(base_rows[metric].iloc[-1])
     best_value = float(best_rows[metric].iloc[-1])
     gain = objective.sign * (best_value - base_value)
-    return BaseComparison(metric, base_id, epoch, base_value, best_id, best_value, gain)
+    needed = noise_margin(metric, base_value, val_images) if min_gain is None else min_gain
+    return BaseComparison(metric, base_id, epoch, base_value, best_id, best_value, gain, needed)
 
 
 def _same(value: Any, want: Any) -> bool:

@@ -218,7 +218,8 @@ def _stages(
     try:
         with tracked(spec, results, manifest) as tracker:
             search = SearchRun(spec, results, data_ref, warm)
-            return _run_stages(spec, results, search, manifest, stop, tracker, started)
+            val_images = len(splits.val.labels)
+            return _run_stages(spec, results, search, manifest, stop, tracker, started, val_images)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
         raise
@@ -243,6 +244,7 @@ def _run_stages(
     stop: StopState,
     tracker: Any,
     started: float | None,
+    val_images: int,
 ) -> dict[str, Any]:
     """The stages in order; `tracker` (tuner.integrations.tracking) mirrors each into MLflow when on."""
     data_ref = search.data_ref
@@ -252,7 +254,7 @@ def _run_stages(
         manifest.mark_done("search", wall_s=wall_s)
         bucket.publish(results)
     if not manifest.done("tables"):
-        manifest.mark_done("tables", **_tables_stage(search, grid, manifest))
+        manifest.mark_done("tables", **_tables_stage(search, grid, manifest, val_images))
         bucket.publish(results)
         tracker.tag_trials(results.summary)
     if not manifest.done("plan_retrain"):
@@ -352,10 +354,11 @@ def _search_stage(
     return grid, time.perf_counter() - t0
 
 
-def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
-    """The tables and what later stages need from them (the winner), or one line if no trial
-    produced a result."""
-    from tuner.results.tables import write_tables
+def _tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -> dict[str, Any]:
+    """The tables and what later stages need from them (the config to retrain: the winner,
+    or the base config when the winner's gain over it is within noise), or one line if no
+    trial produced a result."""
+    from tuner.results.tables import Retrained, write_tables
     from tuner.search.progress import summary_line
 
     spec = search.spec
@@ -374,30 +377,38 @@ def _tables_stage(search: Any, grid: Any, manifest: Manifest) -> dict[str, Any]:
             f"reasons are in {search.results.summary} (column 'reason')"
         )
     best = summary.iloc[0]
-    versus_base = _versus_base(spec, rows, summary)
+    versus_base, base_params = _versus_base(spec, rows, summary, val_images)
+    best_params = search.params_of(str(best["trial_id"]), grid)
     return {
         **versus_base,
+        "retrained": Retrained.WINNER if base_params is None else Retrained.BASE,
         "summary": line,
         "trials": len(summary),
         "trial_status_counts": summary["status"].value_counts().to_dict(),
         "epochs_spent": len(rows),
         "best_trial_id": str(best["trial_id"]),
         best_col: float(best[best_col]),
-        "best_params": search.params_of(str(best["trial_id"]), grid),
+        "search_best_params": best_params,
+        "best_params": best_params if base_params is None else base_params,
     }
 
 
-def _versus_base(spec: SearchSpec, rows: Any, summary: Any) -> dict[str, Any]:
-    """The winner against the base config's own trial (printed, and kept in the manifest)."""
+def _versus_base(
+    spec: SearchSpec, rows: Any, summary: Any, val_images: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The winner against the base config's own trial (printed, and kept in the manifest),
+    and the base's values when they, not the winner's, are to be retrained."""
     from tuner.results.tables import base_comparison
 
     point, _ = spec.base_point()
     objective = spec.scheduler.objective
-    found = base_comparison(rows, summary, point, objective) if point is not None else None
+    if point is None:
+        return {}, None
+    found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
     if found is None:
-        return {}
+        return {}, None
     print(found.line(), flush=True)
-    return {"versus_base": dataclasses.asdict(found)}
+    return {"versus_base": dataclasses.asdict(found)}, None if found.winner_kept else point
 
 
 def _retrain_stage(
@@ -456,6 +467,10 @@ def _finish(manifest: Manifest) -> dict[str, Any]:
     outcome |= {k: v for k, v in tables.items() if k.startswith("best_") and k != "best_params"}
     if "versus_base" in tables:
         outcome["versus_base"] = tables["versus_base"]
+    from tuner.results.tables import Retrained
+
+    # "base" when the winner's gain was within noise (tables written before this key: winner)
+    outcome["retrained"] = Retrained(tables.get("retrained", Retrained.WINNER))
     for key in ("test_balanced_accuracy_mean", "test_macro_f1_mean"):
         if key in export:
             outcome[key] = export[key]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from trainable.vocab import Objective
-from tuner.results.tables import base_comparison
+from tuner.results.tables import base_comparison, noise_margin
 
 # Trial a: the base config (lr 0.003), stopped by ASHA after epoch 1. Trial b: the winner.
 ROWS = pd.DataFrame(
@@ -46,3 +46,29 @@ def test_the_base_as_the_winner_and_no_base_trial() -> None:
     assert found is not None and found.gain == 0 and "is the search's best" in found.line()
     assert base_comparison(ROWS, SUMMARY, {"optimizer.lr": 0.5}, Objective.of("val_acc")) is None
     assert base_comparison(ROWS, SUMMARY, {"model.width": 8}, Objective.of("val_acc")) is None
+
+
+def test_the_noise_margin_is_one_standard_error_of_a_difference_of_accuracies() -> None:
+    # 5,000 validation images at 85%: sqrt(2 * 0.85 * 0.15 / 5000) = 0.00714
+    assert noise_margin("val_acc", 0.85, 5000) == pytest.approx(0.007141, abs=1e-6)
+    assert noise_margin("val_acc", 0.85, 500) > noise_margin("val_acc", 0.85, 5000)
+    assert noise_margin("val_acc", 1.0, 5000) == 0.0  # nothing left to gain by chance
+    assert noise_margin("val_loss", 0.5, 5000) == 0.0  # no binomial model: any gain counts
+
+
+def test_a_winner_within_noise_does_not_replace_the_base() -> None:
+    objective = Objective.of("val_acc")
+    point = {"optimizer.lr": 0.003}
+    # b leads a by 0.05 at epoch 1; on 100 images that is within one standard error (0.069)
+    tight = base_comparison(ROWS, SUMMARY, point, objective, min_gain=None, val_images=100)
+    assert tight is not None and tight.min_gain == pytest.approx(0.0693, abs=1e-4)
+    assert not tight.winner_kept and "the final training uses the base config" in tight.line()
+    # on 10,000 images the same lead is above it (0.0069)
+    wide = base_comparison(ROWS, SUMMARY, point, objective, min_gain=None, val_images=10_000)
+    assert wide is not None and wide.winner_kept and "base config" not in wide.line()[-30:]
+    # a fixed margin, and 0: any gain
+    assert not base_comparison(ROWS, SUMMARY, point, objective, min_gain=0.06).winner_kept  # type: ignore[union-attr]
+    assert base_comparison(ROWS, SUMMARY, point, objective, min_gain=0.0).winner_kept  # type: ignore[union-attr]
+    # the base as the winner is always kept
+    own = base_comparison(ROWS, SUMMARY, {"optimizer.lr": 0.01}, objective, min_gain=0.5)
+    assert own is not None and own.winner_kept

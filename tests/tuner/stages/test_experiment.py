@@ -239,7 +239,13 @@ def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
     assert versus["gain"] == pytest.approx(base_rows["val_loss"].iloc[-1] - at_epoch)
     assert versus["best_trial_id"] == str(outcome["best_trial_id"])
     manifest = json.loads((results_dir / "manifest.json").read_text())
-    assert manifest["stages"]["tables"]["versus_base"] == versus
+    tables = manifest["stages"]["tables"]
+    assert tables["versus_base"] == versus
+    # val_loss has no noise model: any gain keeps the winner, whose values are retrained.
+    assert versus["min_gain"] == 0.0 and outcome["retrained"] == tables["retrained"] == "winner"
+    assert tables["best_params"] == tables["search_best_params"]
+    retrained = yaml.safe_load((results_dir / "best_config.yaml").read_text())
+    assert retrained["optimizer"]["lr"] == pytest.approx(tables["best_params"]["optimizer.lr"])
 
 
 def test_every_finished_search_exports_a_checked_model_with_its_card(
