@@ -117,6 +117,10 @@ class SearcherSpec(StrictModel):
     # The base config's own values are the study's first trial, so the search always measures
     # the default it must beat (and retrains it when nothing beat it).
     base_first: bool = True
+    # End the search once this many trials in a row have ended without beating the best by
+    # more than retrain.min_gain (tuner/search/patience.py); None: run to num_samples or
+    # time_budget_s. With a budget, the final training gets the time it leaves.
+    patience: int | None = Field(None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _check(self) -> SearcherSpec:

@@ -50,7 +50,9 @@ def trial_reason(result: Any, status: Status, epochs: int, budget_s: float | Non
     if status == Status.DIVERGED:
         return str((result.metrics or {}).get(REASON, "non-finite loss"))
     if status == Status.NO_RESULT:
-        return f"the time budget ({budget_s:g} s) ended before its first epoch was reported"
+        # the time budget, or searcher.patience, ended the search while it was starting
+        by = f"the time budget ({budget_s:g} s) or " if budget_s else ""
+        return f"{by}the search's end came before its first epoch was reported"
     if status == Status.PRUNED:
         by = "the scheduler or the time budget" if budget_s else "the scheduler"
         return f"cut by {by} at epoch {epochs}"
@@ -133,8 +135,8 @@ def write_tables(
 class Retrained(StrEnum):
     """Which config the final training used."""
 
-    WINNER = "winner"
-    BASE = "base"  # the winner's gain over the base config was within noise
+    WINNER = "winner"  # a searched config that beat the base config by more than the margin
+    BASE = "base"  # the base config's own values: it won, or no winner beat it by the margin
 
 
 @dataclass(frozen=True)

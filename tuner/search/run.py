@@ -18,6 +18,7 @@ from trainable.files.checkpoint import SavePolicy
 from tuner import compat
 from tuner.results import bucket
 from tuner.results.layout import ResultsDir
+from tuner.search.patience import Patience
 from tuner.search.study import repair_journal
 from tuner.search.warm_start import WarmStart
 from tuner.spec import SearchSpec
@@ -70,14 +71,22 @@ class SearchRun:
         *,
         search_alg: Callable[[SearchSpec, ResultsDir, WarmStart | None], Any] | None = None,
         stop: Any = None,
+        val_images: int = 0,
     ) -> None:
         """`search_alg` and `stop` are for benchmarks: another searcher (Ray's stock
-        OptunaSearch) and a Tune stopper (an equal epoch budget per arm)."""
+        OptunaSearch) and a Tune stopper (an equal epoch budget per arm). `val_images` sizes
+        the noise margin of `searcher.patience`."""
         from tuner.search.adapter import trial_function
         from tuner.search.searcher import make_searcher
 
         self.spec, self.results, self.data_ref, self.warm = spec, results, data_ref, warm
         self.search_alg, self.stop = search_alg or make_searcher, stop
+        self.patience: Patience | None = None
+        if spec.searcher.patience is not None:
+            objective = spec.scheduler.objective
+            self.patience = Patience(
+                objective, spec.searcher.patience, spec.retrain.min_gain, val_images
+            )
         res = spec.resources
         self.trainable = tune.with_resources(
             trial_function(
@@ -105,6 +114,8 @@ class SearchRun:
             # public way to pass callbacks to a restored Tuner).
             compat.set_restored_callbacks(tuner, callbacks)
         else:
+            if self.patience is not None:
+                callbacks.append(self.patience)
             tuner = self._new_tuner(concurrency, callbacks)
         return tuner.fit()
 
@@ -122,6 +133,12 @@ class SearchRun:
             if id_of(result) == trial_id:
                 return dict(result.config or {})
         raise KeyError(trial_id)
+
+    def _stopper(self) -> Any:
+        from ray.tune.stopper import CombinedStopper
+
+        stops = [s for s in (self.stop, self.patience) if s is not None]
+        return CombinedStopper(*stops) if len(stops) > 1 else (stops[0] if stops else None)
 
     def _concurrency(self) -> int:
         import ray
@@ -167,7 +184,7 @@ class SearchRun:
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             progress_reporter=live_table(spec),
             callbacks=callbacks,
-            stop=self.stop,
+            stop=self._stopper(),
             verbose=1,
         )
         return tune.Tuner(self.trainable, tune_config=tune_config, run_config=run_config)

@@ -217,8 +217,8 @@ def _stages(
     data_ref = share_data(splits)
     try:
         with tracked(spec, results, manifest) as tracker:
-            search = SearchRun(spec, results, data_ref, warm)
             val_images = len(splits.val.labels)
+            search = SearchRun(spec, results, data_ref, warm, val_images=val_images)
             return _run_stages(spec, results, search, manifest, stop, tracker, started, val_images)
     except KeyboardInterrupt:  # a signal outside the search, or a second one
         manifest.update(status=SearchStatus.INTERRUPTED, stop_reason=stop.reason or "stopped")
@@ -251,7 +251,8 @@ def _run_stages(
     grid = None
     if not manifest.done("search"):
         grid, wall_s = _search_stage(search, manifest, stop, tracker.trial_callbacks())
-        manifest.mark_done("search", wall_s=wall_s)
+        patience = search.patience is not None and search.patience.exhausted
+        manifest.mark_done("search", wall_s=wall_s, ended_by_patience=patience)
         bucket.publish(results)
     if not manifest.done("tables"):
         manifest.mark_done("tables", **_tables_stage(search, grid, manifest, val_images))
@@ -408,7 +409,10 @@ def _versus_base(
     if found is None:
         return {}, None
     print(found.line(), flush=True)
-    return {"versus_base": dataclasses.asdict(found)}, None if found.winner_kept else point
+    base_won = found.base_trial_id == found.best_trial_id
+    return {
+        "versus_base": dataclasses.asdict(found)
+    }, point if base_won or not found.winner_kept else None
 
 
 def _retrain_stage(

@@ -1,0 +1,84 @@
+"""Ending a search that has stopped paying: `searcher.patience`.
+
+A search buys a better config with time the final training could have used. Once `patience`
+trials in a row have ended (finished, stopped by ASHA, or failed) without beating the best so
+far by more than the margin the winner needs over the base config (`retrain.min_gain`: by
+default the validation split's noise), Tune is asked to end the experiment
+(`Stopper.stop_all`). The search then counts as finished, and with a `budget` the final
+training gets the time it left.
+
+Trials count in the order they end, each with the best value it reported. A resumed search
+runs without patience: Tune restores the stopper it pickled at the start, and no public API
+replaces it.
+
+May import Ray Tune, `trainable.vocab` and `tuner.results.tables`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.stopper import Stopper
+
+from trainable.vocab import Objective
+from tuner.results.tables import noise_margin
+
+
+class Patience(Stopper, Callback):
+    """A Tune callback (it sees trials end) that is also the experiment's stopper."""
+
+    def __init__(
+        self, objective: Objective, patience: int, min_gain: float | None, val_images: int
+    ) -> None:
+        self.objective, self.patience = objective, patience
+        self.min_gain, self.val_images = min_gain, val_images
+        self.best = -math.inf  # sign-adjusted: higher is better
+        self.stale = 0  # trials ended since the best last rose by more than the margin
+        self.trial_best: dict[str, float] = {}
+        self.exhausted = False
+
+    def margin(self) -> float:
+        if self.min_gain is not None:
+            return self.min_gain
+        value = self.objective.sign * self.best
+        return noise_margin(self.objective.metric, value, self.val_images)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        value = result.get(self.objective.metric)
+        if isinstance(value, int | float) and math.isfinite(value):
+            seen = self.trial_best.get(trial.trial_id, -math.inf)
+            self.trial_best[trial.trial_id] = max(seen, self.objective.sign * value)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.ended(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.ended(trial.trial_id)
+
+    def ended(self, trial_id: str) -> None:
+        value = self.trial_best.pop(trial_id, -math.inf)
+        if value > self.best + (self.margin() if math.isfinite(self.best) else 0.0):
+            self.best, self.stale = value, 0
+            return
+        self.best = max(self.best, value)
+        self.stale += 1
+        if self.stale >= self.patience and not self.exhausted:
+            self.exhausted = True
+            print(self.line(), flush=True)
+
+    def line(self) -> str:
+        return (
+            f"search: {self.stale} trials in a row ended without beating the best "
+            f"{self.objective.metric} by more than {self.margin():.4f}: ending the search "
+            "(searcher.patience); the final training gets the time it leaves"
+        )
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False  # no single trial is stopped here; ASHA does that
+
+    def stop_all(self) -> bool:
+        return self.exhausted
