@@ -39,6 +39,7 @@ MIN_RETRAIN_EPOCHS = 4
 MAX_RETRAIN_EPOCHS = 40  # in the plan: past this, the rest of the budget goes to the search
 RUNTIME_MAX_EPOCHS = 1000  # when the search is done: what is left, up to this
 TARGET_TRIALS = 12
+PATIENCE_MIN = 4  # trials in a row without a gain above noise; at least a third of the plan's
 MAX_TRIALS = 64
 MIN_SUBSET_PER_CLASS = 20
 CPU_IMAGE_SIZE_CAP = 32  # px: a CPU budget buys more epochs at a small size
@@ -111,6 +112,9 @@ class Plan:
                 "seed": 0,
                 "n_startup_trials": max(2, min(8, self.num_samples // 3)),
                 "multivariate": True,
+                # A search whose trials stop beating the best (the base config, first) by
+                # more than the validation noise ends, and the final training gets its time.
+                "patience": max(PATIENCE_MIN, self.num_samples // 3),
             },
             "scheduler": {
                 "metric": "val_acc",
