@@ -113,6 +113,9 @@ class SearcherSpec(StrictModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
     n_startup_trials: int = Field(8, ge=1, le=100_000)  # random trials before a model is fit
     multivariate: bool = True  # tpe: model parameter interactions jointly
+    # tpe: running trials count as if they had scored badly, so concurrent trials spread out
+    # instead of all proposing the same point (Optuna's constant liar).
+    constant_liar: bool = False
     warm_start_from: str | None = None  # an earlier results folder (same metric and mode)
     # The base config's own values are the study's first trial, so the search always measures
     # the default it must beat (and retrains it when nothing beat it).
@@ -126,8 +129,9 @@ class SearcherSpec(StrictModel):
     def _check(self) -> SearcherSpec:
         if self.kind == "random" and "n_startup_trials" in self.model_fields_set:
             raise ValueError("n_startup_trials applies to kind tpe or gp; random has no model")
-        if self.kind != "tpe" and "multivariate" in self.model_fields_set:
-            raise ValueError(f"multivariate applies to kind tpe only, not {self.kind}")
+        for tpe_only in ("multivariate", "constant_liar"):
+            if self.kind != "tpe" and tpe_only in self.model_fields_set:
+                raise ValueError(f"{tpe_only} applies to kind tpe only, not {self.kind}")
         return self
 
 

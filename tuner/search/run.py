@@ -72,10 +72,12 @@ class SearchRun:
         search_alg: Callable[[SearchSpec, ResultsDir, WarmStart | None], Any] | None = None,
         stop: Any = None,
         val_images: int = 0,
+        trainable: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """`search_alg` and `stop` are for benchmarks: another searcher (Ray's stock
-        OptunaSearch) and a Tune stopper (an equal epoch budget per arm). `val_images` sizes
-        the noise margin of `searcher.patience`."""
+        """`search_alg`, `stop` and `trainable` are for benchmarks: another searcher (Ray's
+        stock OptunaSearch), a Tune stopper (an equal epoch budget per arm) and a function in
+        place of the trainer (a tabular benchmark's lookup). `val_images` sizes the noise
+        margin of `searcher.patience`."""
         from tuner.search.adapter import trial_function
         from tuner.search.searcher import make_searcher
 
@@ -88,10 +90,11 @@ class SearchRun:
                 objective, spec.searcher.patience, spec.retrain.min_gain, val_images
             )
         res = spec.resources
+        if trainable is None:
+            base = spec.base_config().to_dict()
+            trainable = trial_function(base, data_ref, res.gpu, res.memory_mb, save_policy(spec))
         self.trainable = tune.with_resources(
-            trial_function(
-                spec.base_config().to_dict(), data_ref, res.gpu, res.memory_mb, save_policy(spec)
-            ),
+            trainable,
             {"cpu": res.cpus, "gpu": res.gpu}
             | ({"memory": res.memory_mb * 2**20} if res.memory_mb else {}),
         )

@@ -110,7 +110,10 @@ def make_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
         # Trials are noisy (seed, data order), so the GP keeps a noise term (not deterministic).
         return optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
     return optuna.samplers.TPESampler(
-        seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=s.multivariate
+        seed=s.seed,
+        n_startup_trials=s.n_startup_trials,
+        multivariate=s.multivariate,
+        constant_liar=s.constant_liar,
     )
 
 
