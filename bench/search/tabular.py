@@ -171,10 +171,8 @@ def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -
         search.fit(callbacks=[])
         wall = time.perf_counter() - t0
         trials = sorted(load_study(results.path, spec.name).trials, key=lambda t: t.number)
-    done = [t for t in trials if t.value is not None]
-    return SearchRecord(
-        [decode(table, t.params) for t in done], [float(t.value) for t in done], wall
-    )
+    done = [(t.params, t.value) for t in trials if t.value is not None]
+    return SearchRecord([decode(table, p) for p, _ in done], [float(v) for _, v in done], wall)
 
 
 def run_optuna_arm(table: str, seed: int, evals: int) -> SearchRecord:
@@ -195,12 +193,9 @@ def run_optuna_arm(table: str, seed: int, evals: int) -> SearchRecord:
         study.tell(
             trial, observe(table, decode(table, trial.params), zlib.crc32(f"{seed}-{i}".encode()))
         )
-    trials = study.trials
-    return SearchRecord(
-        [decode(table, t.params) for t in trials],
-        [float(t.value) for t in trials],  # type: ignore[arg-type]
-        time.perf_counter() - t0,
-    )
+    done = [(t.params, t.value) for t in study.trials if t.value is not None]
+    wall = time.perf_counter() - t0
+    return SearchRecord([decode(table, p) for p, _ in done], [float(v) for _, v in done], wall)
 
 
 def incumbent_regrets(table: str, rec: SearchRecord, points: Sequence[int]) -> dict[int, float]:
