@@ -72,3 +72,18 @@ def test_pip_install_gives_hpsearch_tune_and_hpsearch_train(tmp_path: Path) -> N
         train.stderr.strip()
         == f"error: config file not found: {tmp_path / 'absent.yaml'} (pass an existing YAML file)"
     )
+    # The example specs and configs ship inside the package, found by name from anywhere.
+    by_name = subprocess.run(
+        [site / "bin" / "hpsearch-tune", "validate", "quick"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert by_name.returncode == 0, by_name.stderr[-2000:]
+    assert by_name.stdout.startswith(str(site / "tuner" / "examples" / "quick.yaml") + ": ok (")
+    unknown = subprocess.run(
+        [site / "bin" / "hpsearch-train", "train", "--config", "cifar10_nonet"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and unknown.stderr.strip() == (
+        "error: no file 'cifar10_nonet', and no example of that name: pass a YAML file, or one "
+        "of cifar10_fastnet, cifar10_fastnet_adamw, cifar10_smallnet"
+    )

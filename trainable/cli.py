@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainable.command import prog, version
+from trainable.command import prog, resolve_example, version
 from trainable.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--config",
-        help="YAML config (keys as in configs/*.yaml), a file or an object-store URI such as "
-        "s3://bucket/searches/NAME/best_config.yaml; defaults if omitted",
+        help="YAML config (keys as in configs/*.yaml), a file, an object-store URI such as "
+        "s3://bucket/searches/NAME/best_config.yaml, or an example's name (cifar10_fastnet, "
+        "cifar10_smallnet, ...); defaults if omitted",
     )
     t.add_argument(
         "--set",
@@ -164,7 +165,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(
                 f"output folder {out} already exists and is not empty; pass --resume or another --out"
             )
-        raw = read_yaml(_config_source(args.config)) if args.config else None
+        raw = (
+            read_yaml(_config_source(resolve_example(args.config, "trainable")))
+            if args.config
+            else None
+        )
     config = _config(raw, args.overrides, args.data_root)
     print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
     try:

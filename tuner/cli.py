@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainable.command import prog, version
+from trainable.command import prog, resolve_example, version
 from trainable.config import deep_merge, parse_overrides, read_yaml
 from trainable.errors import ConfigError, ExitCode, UserError
 from trainable.files.storage import is_uri
@@ -166,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load(path: Path, args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
+    """A spec file, or an example spec by name (`quick`, `default`, `fast`), with the flags."""
+    path = Path(resolve_example(str(path), "tuner"))
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else type(raw).__name__
