@@ -34,7 +34,10 @@ TRIAL_ID = "trial_id"
 
 Mode = Literal["max", "min"]
 # The metrics a search or early stopping may watch, and which way each is better.
-METRIC_MODES: dict[str, Mode] = {"val_acc": "max", "val_loss": "min"}
+# val_balanced_acc is the mean per-class accuracy: for classes of very different sizes, where
+# plain accuracy rewards a model that neglects the small ones.
+METRIC_MODES: dict[str, Mode] = {"val_acc": "max", "val_loss": "min", "val_balanced_acc": "max"}
+ACCURACY_METRICS = ("val_acc", "val_balanced_acc")  # binomial: tables.noise_margin applies
 
 
 def sign(mode: str) -> float:

@@ -142,7 +142,7 @@ class SchedulerSpec(StrictModel):
     """
 
     kind: Literal["asha", "fifo"] = "asha"
-    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    metric: Literal["val_acc", "val_loss", "val_balanced_acc"] = "val_acc"
     mode: Mode = "max"
     max_t: int = Field(30, ge=1, le=10000)
     grace_period: int = Field(2, ge=1)
@@ -205,7 +205,8 @@ class RetrainSpec(StrictModel):
     gpu: float | None = Field(None, ge=0, le=64)
     # The gain over the base config's own trial (same epoch, the search's metric) the winner
     # needs to be retrained instead of the base. None: one standard error of the difference of
-    # two accuracies on the validation split (val_acc; 0 for val_loss); 0: any gain.
+    # two accuracies on the validation split (val_acc, val_balanced_acc; 0 for val_loss); 0:
+    # any gain.
     min_gain: float | None = Field(None, ge=0, le=1)
 
 

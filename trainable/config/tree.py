@@ -146,7 +146,7 @@ class ScheduleConfig(StrictModel):
 class EarlyStoppingConfig(StrictModel):
     patience: int | None = Field(None, ge=1)  # epochs without improvement; None = off
     min_delta: float = Field(0.0, ge=0.0)
-    monitor: Literal["val_acc", "val_loss"] = "val_acc"
+    monitor: Literal["val_acc", "val_loss", "val_balanced_acc"] = "val_acc"
 
     @property
     def mode(self) -> Mode:

@@ -280,10 +280,10 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
     n_images = stats.images - (config.batch_size if compiling else 0)
     if not stats.finite:
         return None
-    val_loss = val_acc = math.nan
+    val_loss = val_acc = val_balanced_acc = math.nan
     if run.val_batches is not None:
         with run.hooks.around(EVALUATION, epoch):
-            val_loss, val_acc = loss_acc(
+            val_loss, val_acc, val_balanced_acc = loss_acc(
                 run.step_model, run.val_batches, rt, run.fmt, TTA.of(config)
             )
     metrics = {
@@ -292,6 +292,7 @@ def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | Non
         "train_acc": stats.acc,
         "val_loss": val_loss,
         "val_acc": val_acc,
+        "val_balanced_acc": val_balanced_acc,
         "lr": float(run.stepper.sched.get_last_lr()[0]),
         "epoch_s": time.perf_counter() - t0,
         "train_s": train_s,

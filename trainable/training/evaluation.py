@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -24,6 +24,12 @@ def eval_batches(
     if config.loader.kind != "dataloader":
         return planned_loader(config, data, rt.device, mean, std, train=False)
     return make_dataloader(data, config.eval_batch_size, mean, std, config.loader, train=False)
+
+
+class ValScores(NamedTuple):
+    loss: float
+    acc: float
+    balanced_acc: float  # the mean of the per-class accuracies: what a balanced split would give
 
 
 @dataclass(frozen=True)
@@ -77,21 +83,31 @@ def loss_acc(
     rt: Runtime,
     fmt: torch.memory_format,
     tta: TTA | bool = False,
-) -> tuple[float, float]:
-    """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs."""
+) -> ValScores:
+    """Validation loss is plain cross-entropy (no label smoothing), so it compares across configs.
+    Balanced accuracy (the mean per-class recall) comes from the same pass, one host sync."""
     model.eval()
     loss_sum = torch.zeros((), device=rt.device)
-    correct = torch.zeros((), device=rt.device, dtype=torch.long)
+    seen: torch.Tensor | None = None  # per class: images, then the correct ones
     n = 0
     for x, y in batches:
         x = x.to(rt.device, non_blocking=True, memory_format=fmt)
         y = y.to(rt.device, non_blocking=True)
         logits = logits_of(model, x, rt, tta)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
+        if seen is None:
+            seen = torch.zeros(2, logits.shape[1], device=rt.device)
+        hit = (logits.argmax(1) == y).float()
+        # index_add_, not bincount: bincount sizes its output on the host (a sync per batch)
+        seen.index_add_(1, y, torch.stack([torch.ones_like(hit), hit]))
         n += y.numel()
-    loss_total, correct_total = torch.stack([loss_sum, correct.float()]).tolist()
-    return loss_total / n, correct_total / n
+    if seen is None:
+        return ValScores(float("nan"), float("nan"), float("nan"))
+    host = torch.cat([loss_sum.reshape(1), seen.flatten()]).cpu()  # the one host sync
+    loss_total, (per_class, correct) = float(host[0]), host[1:].reshape(2, -1)
+    present = per_class > 0
+    balanced = float((correct[present] / per_class[present]).mean())
+    return ValScores(loss_total / n, float(correct.sum()) / n, balanced)
 
 
 @torch.no_grad()

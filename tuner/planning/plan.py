@@ -38,6 +38,7 @@ SMALL_SEARCH_SHARE = 0.15
 MIN_RETRAIN_EPOCHS = 4
 MAX_RETRAIN_EPOCHS = 40  # in the plan: past this, the rest of the budget goes to the search
 RUNTIME_MAX_EPOCHS = 1000  # when the search is done: what is left, up to this
+IMBALANCED = 1.5  # largest class over smallest at which plain accuracy misleads the search
 TARGET_TRIALS = 12
 PATIENCE_MIN = 4  # trials in a row without a gain above noise; at least a third of the plan's
 MAX_TRIALS = 64
@@ -90,6 +91,7 @@ class Plan:
     speedup: float  # the whole machine's training speed over one trial's, measured
     fixed_s: float
     notes: tuple[str, ...] = field(default=())
+    metric: str = "val_acc"  # val_balanced_acc for classes of very different sizes
 
     def spec(self) -> dict[str, Any]:
         """The search-space file's content (`tuner.spec.SearchSpec`)."""
@@ -117,7 +119,7 @@ class Plan:
                 "patience": max(PATIENCE_MIN, self.num_samples // 3),
             },
             "scheduler": {
-                "metric": "val_acc",
+                "metric": self.metric,
                 "mode": "max",
                 "max_t": self.max_t,
                 "grace_period": 1,
@@ -272,7 +274,15 @@ def make_plan(
         f"({arch.concurrency} at a time), {search_s:.0f} s; final training: {epochs} epochs "
         f"of all {n_all:,} training images, {retrain_s:.0f} s"
     )
+    metric = "val_acc"
+    if data.imbalance >= IMBALANCED:
+        metric = "val_balanced_acc"
+        notes.append(
+            f"classes of very different sizes ({data.imbalance:.1f}:1): the search maximises "
+            "balanced accuracy (the mean per-class accuracy), not plain accuracy"
+        )
     return Plan(
+        metric=metric,
         name=name or name_for(data.root),
         root=data.root,
         budget_s=budget_s,

@@ -18,14 +18,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ray.tune import Result, ResultGrid
 
 from trainable.files import atomic
-from trainable.vocab import DIVERGED, EPOCH, FINAL, REASON, TRIAL_ID, Objective, Status
+from trainable.vocab import ACCURACY_METRICS, DIVERGED, EPOCH, FINAL, REASON, TRIAL_ID, Objective, Status
 from tuner.results.layout import ResultsDir
 
 
@@ -180,11 +182,23 @@ class BaseComparison:
 def noise_margin(metric: str, base_value: float, val_images: int) -> float:
     """One standard error of the difference of two accuracies on `val_images` images, each
     binomial with the base's accuracy: what the same config could gain by chance. 0 for a
-    metric with no such model (val_loss: any gain counts)."""
-    if metric != "val_acc" or val_images <= 0:
+    metric with no such model (val_loss: any gain counts). For balanced accuracy, pass the
+    effective count (`effective_images`)."""
+    if metric not in ACCURACY_METRICS or val_images <= 0:
         return 0.0
     p = min(max(base_value, 0.0), 1.0)
     return math.sqrt(2 * p * (1 - p) / val_images)
+
+
+def effective_images(labels: Sequence[int] | np.ndarray, metric: str) -> int:
+    """The validation images `noise_margin` should count. Balanced accuracy is the mean of C
+    per-class accuracies on n_c images each; its variance, sum p(1-p)/n_c / C^2, is that of one
+    accuracy on C^2 / sum(1/n_c) images (all images when the classes are equal)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    counts = counts[counts > 0]
+    if metric != "val_balanced_acc" or len(counts) == 0:
+        return int(counts.sum())
+    return int(len(counts) ** 2 / float(np.sum(1.0 / counts)))
 
 
 def base_comparison(

@@ -109,6 +109,7 @@ def _report_diverged(result: TrainResult, node: dict[str, str]) -> None:
             EPOCH: float(result.epochs_run + 1),
             "val_loss": nan,
             "val_acc": nan,
+            "val_balanced_acc": nan,
             DIVERGED: 1.0,
             FINAL: 0.0,
             REASON: result.reason,

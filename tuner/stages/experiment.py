@@ -217,7 +217,9 @@ def _stages(
     data_ref = share_data(splits)
     try:
         with tracked(spec, results, manifest) as tracker:
-            val_images = len(splits.val.labels)
+            from tuner.results.tables import effective_images
+
+            val_images = effective_images(splits.val.labels, spec.scheduler.metric)
             search = SearchRun(spec, results, data_ref, warm, val_images=val_images)
             return _run_stages(spec, results, search, manifest, stop, tracker, started, val_images)
     except KeyboardInterrupt:  # a signal outside the search, or a second one

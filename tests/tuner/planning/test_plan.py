@@ -111,7 +111,11 @@ def test_class_counts_from_2_to_1000_plan_valid_specs(classes: int) -> None:
 
 def test_imbalanced_and_tiny_folders_plan_valid_specs() -> None:
     tiny = replace(folder(classes=3), train_counts=(2000, 600, 200), test_counts=(300,) * 3)
-    validate_spec(make_plan(tiny, LAPTOP, 300, SPEED).spec())
+    plan = make_plan(tiny, LAPTOP, 300, SPEED)
+    # 10:1 classes: plain accuracy would reward neglecting the small class
+    assert validate_spec(plan.spec()).scheduler.metric == "val_balanced_acc"
+    assert any("balanced accuracy" in note for note in plan.notes)
+    assert make_plan(folder(), LAPTOP, 300, SPEED).spec()["scheduler"]["metric"] == "val_acc"
     few = folder(classes=10, per_class=50, test=100)
     plan = make_plan(few, LAPTOP, 300, SPEED)
     assert plan.trial_subset == 450 and plan.batch_size == 32

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from trainable.vocab import Objective
-from tuner.results.tables import base_comparison, noise_margin
+from tuner.results.tables import base_comparison, effective_images, noise_margin
 
 # Trial a: the base config (lr 0.003), stopped by ASHA after epoch 1. Trial b: the winner.
 ROWS = pd.DataFrame(
@@ -72,3 +72,12 @@ def test_a_winner_within_noise_does_not_replace_the_base() -> None:
     # the base as the winner is always kept
     own = base_comparison(ROWS, SUMMARY, {"optimizer.lr": 0.01}, objective, min_gain=0.5)
     assert own is not None and own.winner_kept
+
+
+def test_balanced_accuracy_counts_its_smallest_classes() -> None:
+    labels = [0] * 1000 + [1] * 100 + [2] * 10
+    assert effective_images(labels, "val_acc") == 1110
+    # 3^2 / (1/1000 + 1/100 + 1/10) = 80.9: the 10-image class dominates the noise
+    assert effective_images(labels, "val_balanced_acc") == 80
+    assert effective_images([0] * 50 + [1] * 50, "val_balanced_acc") == 100  # equal classes
+    assert noise_margin("val_balanced_acc", 0.8, 80) == pytest.approx((2 * 0.8 * 0.2 / 80) ** 0.5)
