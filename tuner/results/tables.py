@@ -143,8 +143,8 @@ class Retrained(StrEnum):
 
 @dataclass(frozen=True)
 class BaseComparison:
-    """The search's winner against the base config's own trial, at the same epoch (the last
-    one the base trial reached: ASHA may have stopped it early), on the search's data.
+    """The search's winner against the base config's own trial, at the last epoch both
+    reached (ASHA never stops the base trial: `tuner.search.schedulers`), on the search's data.
 
     The winner replaces the base config only if its gain is above `min_gain`: a winner picked
     as the best of many noisy trials is expected to beat the base by chance, and a final
@@ -218,7 +218,7 @@ def base_comparison(
         column = summary.get(f"config.{key}")
         if column is None:
             return None
-        is_base &= column.map(lambda v, want=value: _same(v, want))
+        is_base &= column.map(lambda v, want=value: same_value(v, want))
     metric = objective.metric
     base = summary[is_base & summary[f"best_{metric}"].notna()]
     scored = summary.dropna(subset=[f"best_{metric}"])
@@ -226,18 +226,26 @@ def base_comparison(
         return None
     base_id, best_id = str(base[TRIAL_ID].iloc[0]), str(scored[TRIAL_ID].iloc[0])
     base_rows = rows[rows[TRIAL_ID].astype(str) == base_id].sort_values(EPOCH)
-    epoch = int(base_rows[EPOCH].iloc[-1])
-    best_rows = rows[(rows[TRIAL_ID].astype(str) == best_id) & (rows[EPOCH] == epoch)]
-    if best_rows.empty:
+    best_all = rows[rows[TRIAL_ID].astype(str) == best_id]
+    if base_rows.empty or best_all.empty:
         return None
-    base_value = float(base_rows[metric].iloc[-1])
+    # The last epoch both reached: the base runs to max_t (BaseKeepingASHA), a winner ASHA cut
+    # earlier is compared where it stopped.
+    epoch = int(min(base_rows[EPOCH].max(), best_all[EPOCH].max()))
+    base_at = base_rows[base_rows[EPOCH] == epoch]
+    best_rows = best_all[best_all[EPOCH] == epoch]
+    if best_rows.empty or base_at.empty:
+        return None
+    base_value = float(base_at[metric].iloc[-1])
     best_value = float(best_rows[metric].iloc[-1])
     gain = objective.sign * (best_value - base_value)
     needed = noise_margin(metric, base_value, val_images) if min_gain is None else min_gain
     return BaseComparison(metric, base_id, epoch, base_value, best_id, best_value, gain, needed)
 
 
-def _same(value: Any, want: Any) -> bool:
+def same_value(value: Any, want: Any) -> bool:
+    """A config value equals a base value (floats to 1e-9 relative: they round-trip through
+    JSON and Optuna's journal)."""
     if isinstance(want, float) and isinstance(value, int | float):
         return math.isclose(float(value), want, rel_tol=1e-9, abs_tol=0.0)
     return bool(value == want)

@@ -151,13 +151,16 @@ class SearchRun:
         )
 
     def _new_tuner(self, concurrency: int, callbacks: list[Any]) -> tune.Tuner:
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+        from ray.tune.schedulers import FIFOScheduler
 
         from tuner.search.progress import live_table
+        from tuner.search.schedulers import BaseKeepingASHA
 
         spec, s = self.spec, self.spec.scheduler
+        base_point = spec.base_point()[0] if spec.searcher.base_first else None
         scheduler = (
-            ASHAScheduler(
+            BaseKeepingASHA(
+                base_point,
                 time_attr="training_iteration",
                 max_t=s.max_t,
                 grace_period=s.grace_period,

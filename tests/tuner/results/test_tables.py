@@ -81,3 +81,14 @@ def test_balanced_accuracy_counts_its_smallest_classes() -> None:
     assert effective_images(labels, "val_balanced_acc") == 80
     assert effective_images([0] * 50 + [1] * 50, "val_balanced_acc") == 100  # equal classes
     assert noise_margin("val_balanced_acc", 0.8, 80) == pytest.approx((2 * 0.8 * 0.2 / 80) ** 0.5)
+
+
+def test_a_winner_cut_before_the_base_ended_is_compared_where_it_stopped() -> None:
+    rows = pd.DataFrame(
+        {"trial_id": ["a", "a", "a", "b"], "epoch": [1, 2, 3, 1], "val_acc": [0.3, 0.5, 0.6, 0.7]}
+    )
+    summary = pd.DataFrame(
+        {"trial_id": ["b", "a"], "best_val_acc": [0.7, 0.6], "config.optimizer.lr": [0.01, 0.003]}
+    )
+    found = base_comparison(rows, summary, {"optimizer.lr": 0.003}, Objective.of("val_acc"))
+    assert found is not None and found.epoch == 1 and found.gain == pytest.approx(0.4)

@@ -1,0 +1,49 @@
+"""ASHA that never stops the base config's own trial.
+
+The base config is the search's first trial (`searcher.base_first`) and the reference a winner
+must beat (`tuner.results.tables.base_comparison`). Cut by ASHA at its first rung, it would be
+compared at that epoch, where a config that learns fast early (a higher learning rate) looks
+better than the default and may be worse after a full training: measured on an imbalanced
+folder, a winner 8.6 points ahead of the base at epoch 1 lost 4.2 points of test accuracy to
+the default (BENCHMARKS.md, "The one command on a folder"). Its results still go into ASHA's
+rungs, so every other trial is measured against it as before.
+
+May import Ray Tune and `tuner.results.tables`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from tuner.results.tables import same_value
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Ray's OptunaSearch hands trials nested dicts for dotted keys; the space is dotted."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
+
+
+class BaseKeepingASHA(ASHAScheduler):
+    def __init__(self, base_point: dict[str, Any] | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base_point = base_point
+
+    def is_base(self, config: dict[str, Any]) -> bool:
+        if not self.base_point:
+            return False
+        flat = _flat(config)
+        return all(k in flat and same_value(flat[k], v) for k, v in self.base_point.items())
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        decision: str = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and self.is_base(trial.config):
+            return TrialScheduler.CONTINUE  # the trainer ends the base trial at max_t itself
+        return decision
