@@ -59,6 +59,12 @@ def search_arm(folder: Path, budget_s: float, work: Path, name: str) -> dict[str
         "trials": manifest["trials"],
         "search_wall_s": manifest["search_wall_s"],
         "versus_base": manifest.get("versus_base"),
+        # which config the final training used, and whether searcher.patience ended the search
+        "retrained": manifest.get("retrained"),
+        "ended_by_patience": manifest["stages"]["search"].get("ended_by_patience"),
+        "planned_search_s": yaml.safe_load((results / "search_space.yaml").read_text()).get(
+            "time_budget_s"
+        ),
         "lr_retried_seeds": test.get("lr_retried_seeds"),
         "spec": str(results / "search_space.yaml"),
     }
