@@ -162,11 +162,15 @@ def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -
     from tuner.search.run import SearchRun
     from tuner.search.study import load_study
 
+    # By its importable name: run as `python -m`, this module is __main__, which Ray's workers
+    # cannot import the trial function's globals from.
+    from bench.search.tabular import lookup_trainable as lookup
+
     spec = spec_for(table, arm, seed, evals, concurrency)
     with tempfile.TemporaryDirectory(prefix="bench-tabular-") as tmp:
         results = ResultsDir(Path(tmp) / spec.name)
         results.path.mkdir()
-        search = SearchRun(spec, results, None, trainable=lookup_trainable(table))
+        search = SearchRun(spec, results, None, trainable=lookup(table))
         t0 = time.perf_counter()
         search.fit(callbacks=[])
         wall = time.perf_counter() - t0
