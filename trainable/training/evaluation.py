@@ -103,11 +103,12 @@ def loss_acc(
         n += y.numel()
     if seen is None:
         return ValScores(float("nan"), float("nan"), float("nan"))
-    host = torch.cat([loss_sum.reshape(1), seen.flatten()]).cpu()  # the one host sync
-    loss_total, (per_class, correct) = float(host[0]), host[1:].reshape(2, -1)
-    present = per_class > 0
-    balanced = float((correct[present] / per_class[present]).mean())
-    return ValScores(loss_total / n, float(correct.sum()) / n, balanced)
+    # One read of the device: the loss, then each class's images and correct ones.
+    loss_total, *counts = torch.cat([loss_sum.reshape(1), seen.flatten()]).tolist()
+    classes = len(counts) // 2
+    recalls = [c / i for i, c in zip(counts[:classes], counts[classes:], strict=True) if i > 0]
+    balanced = sum(recalls) / len(recalls)
+    return ValScores(loss_total / n, sum(counts[classes:]) / n, balanced)
 
 
 @torch.no_grad()
