@@ -411,10 +411,8 @@ def _versus_base(
     if found is None:
         return {}, None
     print(found.line(), flush=True)
-    base_won = found.base_trial_id == found.best_trial_id
-    return {
-        "versus_base": dataclasses.asdict(found)
-    }, point if base_won or not found.winner_kept else None
+    keep_base = found.base_trial_id == found.best_trial_id or not found.winner_kept
+    return {"versus_base": dataclasses.asdict(found)}, point if keep_base else None
 
 
 def _retrain_stage(
