@@ -77,8 +77,8 @@ def test_a_winner_within_noise_does_not_replace_the_base() -> None:
 def test_balanced_accuracy_counts_its_smallest_classes() -> None:
     labels = [0] * 1000 + [1] * 100 + [2] * 10
     assert effective_images(labels, "val_acc") == 1110
-    # 3^2 / (1/1000 + 1/100 + 1/10) = 80.9: the 10-image class dominates the noise
-    assert effective_images(labels, "val_balanced_acc") == 80
+    # 3^2 / (1/1000 + 1/100 + 1/10) = 81.1: the 10-image class dominates the noise
+    assert effective_images(labels, "val_balanced_acc") == 81
     assert effective_images([0] * 50 + [1] * 50, "val_balanced_acc") == 100  # equal classes
     assert noise_margin("val_balanced_acc", 0.8, 80) == pytest.approx((2 * 0.8 * 0.2 / 80) ** 0.5)
 
