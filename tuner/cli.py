@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             spec, _ = load(args.spec, args)
             print(
-                f"{args.spec}: ok ({len(spec.space)} searched keys, {spec.num_samples} trials, "
+                f"{resolve_example(str(args.spec), 'tuner')}: ok ({len(spec.space)} searched keys, {spec.num_samples} trials, "
                 f"max_t {spec.scheduler.max_t} epochs, {spec.resources.gpu:g} GPU per trial)"
             )
             return 0
