@@ -41,7 +41,9 @@ def _token() -> str:
 def running_search(tmp_path: Path):  # type: ignore[no-untyped-def]
     raw = tiny_spec("watched", str(tmp_path / "results"), num_samples=4)
     raw["base"]["dataset"] = {**raw["base"]["dataset"], "synthetic_train_size": 6000}
-    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 8}
+    # Long enough to outlive the browser's checks (it ended first once, at 8 epochs): the
+    # fixture stops it with SIGINT when the test is done, so its length costs nothing.
+    raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 60}
     spec_file = tmp_path / "watched.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
     proc = subprocess.Popen(
