@@ -190,6 +190,11 @@ def noise_margin(metric: str, base_value: float, val_images: int) -> float:
     return math.sqrt(2 * p * (1 - p) / val_images)
 
 
+def required_gain(metric: str, value: float, min_gain: float | None, val_images: int) -> float:
+    """The gain over `value` that counts: `min_gain` when set, else `noise_margin`."""
+    return noise_margin(metric, value, val_images) if min_gain is None else min_gain
+
+
 def effective_images(labels: Sequence[int] | np.ndarray, metric: str) -> int:
     """The validation images `noise_margin` should count. Balanced accuracy is the mean of C
     per-class accuracies on n_c images each; its variance, sum p(1-p)/n_c / C^2, is that of one
@@ -239,7 +244,7 @@ def base_comparison(
     base_value = float(base_at[metric].iloc[-1])
     best_value = float(best_rows[metric].iloc[-1])
     gain = objective.sign * (best_value - base_value)
-    needed = noise_margin(metric, base_value, val_images) if min_gain is None else min_gain
+    needed = required_gain(metric, base_value, min_gain, val_images)
     return BaseComparison(metric, base_id, epoch, base_value, best_id, best_value, gain, needed)
 
 

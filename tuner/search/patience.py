@@ -23,7 +23,7 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from trainable.vocab import Objective
-from tuner.results.tables import noise_margin
+from tuner.results.tables import required_gain
 
 
 class Patience(Stopper, Callback):
@@ -40,10 +40,8 @@ class Patience(Stopper, Callback):
         self.exhausted = False
 
     def margin(self) -> float:
-        if self.min_gain is not None:
-            return self.min_gain
         value = self.objective.sign * self.best
-        return noise_margin(self.objective.metric, value, self.val_images)
+        return required_gain(self.objective.metric, value, self.min_gain, self.val_images)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any

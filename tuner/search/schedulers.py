@@ -16,19 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.utils import flatten_dict
 
 from tuner.results.tables import same_value
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Ray's OptunaSearch hands trials nested dicts for dotted keys; the space is dotted."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[prefix + key] = value
-    return out
 
 
 class BaseKeepingASHA(ASHAScheduler):
@@ -39,7 +29,7 @@ class BaseKeepingASHA(ASHAScheduler):
     def is_base(self, config: dict[str, Any]) -> bool:
         if not self.base_point:
             return False
-        flat = _flat(config)
+        flat = flatten_dict(config, delimiter=".")  # OptunaSearch nests the dotted keys
         return all(k in flat and same_value(flat[k], v) for k, v in self.base_point.items())
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
