@@ -158,16 +158,23 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _tar_xz(src: Path, members: Sequence[str], dest: Path, preset: int) -> None:
+    """`members` of `src` as one tar stream through xz (all cores) into `dest`."""
+    with dest.open("wb") as sink:
+        tar = subprocess.Popen(
+            ["tar", "-C", str(src), "-cf", "-", *members], stdout=subprocess.PIPE
+        )
+        subprocess.run(["xz", f"-{preset}", "-T0", "-c"], stdin=tar.stdout, stdout=sink, check=True)
+        if tar.wait() != 0:
+            raise KitError(f"tar of {src} failed")
+
+
 def pack(src: Path, out: Path, stem: str, part_bytes: int, preset: int) -> list[dict[str, Any]]:
     """tar | xz (all cores) into `stem.00`, `stem.01`, ... of at most part_bytes each."""
     for old in out.glob(stem + "*"):
         old.unlink()
     whole = out / (stem + "whole")
-    with whole.open("wb") as sink:
-        tar = subprocess.Popen(["tar", "-C", str(src), "-cf", "-", "."], stdout=subprocess.PIPE)
-        subprocess.run(["xz", f"-{preset}", "-T0", "-c"], stdin=tar.stdout, stdout=sink, check=True)
-        if tar.wait() != 0:
-            raise KitError(f"tar of {src} failed")
+    _tar_xz(src, ["."], whole, preset)
     parts: list[dict[str, Any]] = []
     with whole.open("rb") as f:
         for i, block in enumerate(iter(lambda: f.read(part_bytes), b"")):
@@ -222,14 +229,7 @@ def pack_data(data_root: Path, out: Path, preset: int = 9) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = out / DATA_NAME
     tmp = target.with_suffix(".part")
-    with tmp.open("wb") as sink:
-        tar = subprocess.Popen(
-            ["tar", "-C", str(data_root), "-cf", "-", "train", "test", "PROVENANCE.md"],
-            stdout=subprocess.PIPE,
-        )
-        subprocess.run(["xz", f"-{preset}", "-T0", "-c"], stdin=tar.stdout, stdout=sink, check=True)
-        if tar.wait() != 0:
-            raise KitError(f"tar of {data_root} failed")
+    _tar_xz(data_root, ["train", "test", "PROVENANCE.md"], tmp, preset)
     tmp.replace(target)
     return target
 
