@@ -38,6 +38,11 @@ class Patience(Stopper, Callback):
         self.stale = 0  # trials ended since the best last rose by more than the margin
         self.trial_best: dict[str, float] = {}
         self.exhausted = False
+        # The first trial started is the base config's (searcher.base_first), the reference:
+        # the search never ends before it has (a fast search once ended first: nothing to
+        # compare the winner with).
+        self.first: str | None = None
+        self.first_ended = False
 
     def margin(self) -> float:
         value = self.objective.sign * self.best
@@ -51,6 +56,10 @@ class Patience(Stopper, Callback):
             seen = self.trial_best.get(trial.trial_id, -math.inf)
             self.trial_best[trial.trial_id] = max(seen, self.objective.sign * value)
 
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if self.first is None:
+            self.first = trial.trial_id
+
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.ended(trial.trial_id)
 
@@ -58,13 +67,15 @@ class Patience(Stopper, Callback):
         self.ended(trial.trial_id)
 
     def ended(self, trial_id: str) -> None:
+        self.first_ended = self.first_ended or trial_id == self.first
         value = self.trial_best.pop(trial_id, -math.inf)
         if value > self.best + (self.margin() if math.isfinite(self.best) else 0.0):
             self.best, self.stale = value, 0
             return
         self.best = max(self.best, value)
         self.stale += 1
-        if self.stale >= self.patience and not self.exhausted:
+        reference_done = self.first is None or self.first_ended
+        if self.stale >= self.patience and reference_done and not self.exhausted:
             self.exhausted = True
             print(self.line(), flush=True)
 

@@ -44,6 +44,16 @@ def test_only_a_gain_above_the_margin_resets_the_count(capsys: pytest.CaptureFix
     assert "3 trials in a row ended without beating the best val_acc" in capsys.readouterr().out
 
 
+def test_the_search_never_ends_before_its_first_trial_the_base_has() -> None:
+    p = Patience(Objective.of("val_acc"), patience=1, min_gain=0.5, val_images=0)
+    p.on_trial_start(0, [], SimpleNamespace(trial_id="base"))
+    _end(p, "a", 0.5)
+    _end(p, "b", 0.4)  # stale, but the base is still running
+    assert p.stale == 1 and not p.stop_all()
+    _end(p, "base", 0.6)
+    assert p.stop_all()
+
+
 def test_a_loss_improves_downwards_with_a_fixed_margin() -> None:
     p = Patience(Objective.of("val_loss"), patience=1, min_gain=0.1, val_images=0)
     _end(p, "base", 1.0)
