@@ -109,7 +109,8 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     # The winner replaced the default only with a gain above the split's noise (one standard
     # error of a difference of two accuracies on its validation images); else the default's
     # own values were retrained. Either way, the config retrained is the one the record names.
-    assert versus["min_gain"] > 0
+    # (a base at 100% leaves nothing to gain by chance, nor at all: its margin is 0)
+    assert versus["min_gain"] > 0 or versus["base_value"] == 1.0
     kept = (
         versus["base_trial_id"] != versus["best_trial_id"] and versus["gain"] > versus["min_gain"]
     )

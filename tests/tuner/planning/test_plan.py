@@ -11,10 +11,12 @@ from trainable.data.inspect import FolderSummary
 from tuner.planning.machine import Machine
 from tuner.planning.plan import (
     CPU_IMAGE_SIZE_CAP,
-    MAX_RETRAIN_EPOCHS,
+    MAX_RETRAIN_STEPS,
     RESERVE,
+    SHORT_HORIZON,
     Speed,
     architecture,
+    batch_for,
     make_plan,
     name_for,
 )
@@ -63,9 +65,23 @@ def test_cifar_sized_folder_on_a_laptop_fills_the_budget() -> None:
 
 def test_a_long_budget_caps_training_and_searches_with_the_rest() -> None:
     plan = make_plan(folder(per_class=100), LAPTOP, 3600, SPEED)
-    assert plan.retrain_epochs == MAX_RETRAIN_EPOCHS
+    # The cap is in optimizer steps: a 1,000-image folder trains for 320 epochs at batch 32
+    assert plan.retrain_epochs == MAX_RETRAIN_STEPS * batch_for(900) // 1000 == 320
     assert plan.search_s > plan.retrain_s
     assert plan.num_samples >= 12
+
+
+def test_trials_get_longer_where_every_image_fits_and_stay_short_on_a_subset() -> None:
+    small = make_plan(folder(classes=3, per_class=900), LAPTOP, 240, SPEED)
+    # every image in every trial, with time for more trials than needed: the trials get
+    # longer instead, up to the final training's epochs, so the search ranks configs near
+    # the final training's horizon
+    assert small.trial_subset == int(2700 * 0.9)
+    assert SHORT_HORIZON < small.max_t <= small.retrain_epochs
+    assert small.num_samples >= 12
+    assert validate_spec(small.spec()).scheduler.max_t == small.max_t
+    big = make_plan(folder(), LAPTOP, 600, SPEED)
+    assert big.trial_subset < 45_000 and big.max_t == SHORT_HORIZON
 
 
 def test_a_short_budget_on_a_big_folder_searches_a_subset_briefly() -> None:
