@@ -1,4 +1,4 @@
-"""`python -m trainable train|evaluate`: the production-training command line."""
+"""`python -m trainable train|evaluate|export|predict`: the production-training command line."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainable.command import prog, resolve_example, version
 from trainable.errors import ConfigError, UserError
+from trainable.files.run_dir import RunDir
 
 if TYPE_CHECKING:
     from trainable.config import TrainConfig
@@ -29,6 +30,10 @@ TRAIN_EXAMPLES = """examples:
 PREDICT_EXAMPLES = """examples:
   python -m trainable predict --model results/cifar10-quick/model.onnx photos/ --out predictions.csv
   python -m trainable predict --model model.onnx cat.jpg dog.png --top-k 5
+"""
+EXPORT_EXAMPLES = """examples:
+  python -m trainable export results/run1                        # model.onnx + model_card.md there
+  python -m trainable export results/run1 --format onnx torchscript
 """
 EVAL_EXAMPLES = """examples:
   python -m trainable evaluate --checkpoint results/run1/best/checkpoint.pt --split test
@@ -101,6 +106,24 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
     )
+    x = sub.add_parser(
+        "export",
+        help="a training run's best checkpoint as a deployable model with its model card",
+        epilog=EXPORT_EXAMPLES,
+        formatter_class=fmt,
+    )
+    x.add_argument("run", type=Path, help="the run's folder (train --out)")
+    x.add_argument(
+        "--format",
+        dest="formats",
+        nargs="+",
+        choices=("onnx", "torchscript"),
+        default=["onnx"],
+        help="one or both (default onnx); written into the run's folder",
+    )
+    x.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
     pr = sub.add_parser(
         "predict",
         help="classify images with an exported model (ONNX Runtime only; no torch needed)",
@@ -147,6 +170,16 @@ def _config(raw: Any, overrides: Sequence[str], data_root: str | None) -> TrainC
     return build_config(raw, overrides)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainable.export.bundle import export_run
+
+    run = RunDir(args.run)
+    export_run(run, tuple(args.formats))
+    names = ", ".join(str(run.model(f)) for f in args.formats)
+    print(f"exported {names}; model card {run.model_card()[0]}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from trainable.config import read_yaml
     from trainable.tracking import production_run
@@ -154,12 +187,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
     resume_from = None
     if args.resume:
-        resume_from = out / "last" / "checkpoint.pt"
+        resume_from = RunDir(out).last_checkpoint
         if args.out is None or not resume_from.is_file():
             raise UserError(
                 f"nothing to resume: no {resume_from}; pass --out with the folder of an earlier run"
             )
-        raw = read_yaml(args.config or out / "config.yaml")
+        raw = read_yaml(args.config or RunDir(out).config)
     else:
         if out.exists() and any(out.iterdir()):
             raise UserError(
@@ -220,15 +253,15 @@ def _train_and_test(
 
         state = checkpoint.load(result.best_checkpoint)
         scores = evaluate(
-            state, config, load_splits(config.dataset).test, out / "test_metrics", "test split"
+            state, config, load_splits(config.dataset).test, RunDir(out).test_metrics, "test split"
         )
         summary["test_accuracy"] = scores["accuracy"]
         if tracked:
             tracked.log_test(scores)
         print(
-            f"test accuracy {scores['accuracy']:.2%} ({scores['num_images']} images) -> {out / 'test_metrics'}"
+            f"test accuracy {scores['accuracy']:.2%} ({scores['num_images']} images) -> {RunDir(out).test_metrics}"
         )
-    atomic.write_text(out / "result.json", json.dumps(summary, indent=2))
+    atomic.write_text(RunDir(out).result, json.dumps(summary, indent=2))
     best = (
         f"best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}"
         if not math.isnan(result.best_metric)
@@ -263,7 +296,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+        commands = {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "export": cmd_export,
+            "predict": cmd_predict,
+        }
         return int(commands[args.command](args))
     except UserError as err:
         if args.debug:

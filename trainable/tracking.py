@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from trainable.errors import UserError
+from trainable.files.run_dir import RunDir
 
 REGISTRY_SCHEME = "models:/"
 METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -176,12 +177,13 @@ class _Run:
         self.call(log_batch, self.client, self.run_id, per_class_metrics(summary, "test"))
 
     def close(self, out: Path, status: str) -> None:
-        for folder in ("test_metrics", "val_metrics"):
-            if (out / folder).is_dir():
-                self.call(self.client.log_artifacts, self.run_id, str(out / folder), folder)
-        for name in ("config.yaml", "result.json"):
-            if (out / name).is_file():
-                self.call(self.client.log_artifact, self.run_id, str(out / name))
+        run = RunDir(out)
+        for folder in (run.test_metrics, run.val_metrics):
+            if folder.is_dir():
+                self.call(self.client.log_artifacts, self.run_id, str(folder), folder.name)
+        for file in (run.config, run.result):
+            if file.is_file():
+                self.call(self.client.log_artifact, self.run_id, str(file))
         self.call(self.client.set_terminated, self.run_id, status)
 
 

@@ -52,6 +52,21 @@ def test_train_then_evaluate_on_test(tmp_path: Path) -> None:
     again = json.loads((out / "eval-test" / "metrics.json").read_text())
     assert again["confusion_matrix"] == test["confusion_matrix"]
 
+    # The same run as a deployable model: both formats and the card, into the run's folder.
+    proc = run("export", out, "--format", "onnx", "torchscript")
+    assert proc.returncode == 0, proc.stderr
+    assert f"model card {out / 'model_card.md'}" in proc.stdout
+    assert (out / "model.onnx").is_file() and (out / "model.torchscript.pt").is_file()
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["classes"] == list(test["per_class"]) and card["input"]["image_size"] == 16
+    for fmt in ("onnx", "torchscript"):
+        assert card["parity"][fmt]["top1_agreement"] >= 0.999
+    assert card["parity"]["images"] == 90 and card["test"]["accuracy"] == test["accuracy"]
+    assert card["origin"]["produced_by"].startswith("python -m trainable train: completed after 2")
+    assert card["config"]["epochs"] == 2 and "search" not in card
+    md = (out / "model_card.md").read_text()
+    assert f"Exported from {out}" in md and "| class_0 |" in md and "config.yaml" in md
+
 
 def test_resume_continues_an_earlier_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
@@ -64,6 +79,17 @@ def test_resume_continues_an_earlier_run(tmp_path: Path) -> None:
     # The saved config says epochs=1; finishing it is a no-op that still reports.
     proc = run("train", "--out", out, "--resume")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_run_trained_without_test_exports_with_the_parity_pass_only(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run("train", *sets("epochs=1"), "--out", out).returncode == 0
+    proc = run("export", out)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["test"] is None and card["parity"]["onnx"]["top1_agreement"] >= 0.999
+    assert not (out / "model.torchscript.pt").exists()
+    assert "no per-class metrics" in (out / "model_card.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -80,6 +106,8 @@ def test_resume_continues_an_earlier_run(tmp_path: Path) -> None:
         ),
         (["train", "--resume"], 1, "nothing to resume"),
         (["evaluate", "--checkpoint", "/nonexistent.pt"], 3, "checkpoint not found"),
+        (["export", "/nonexistent"], 3, "/nonexistent is not a folder"),
+        (["export", "."], 3, "holds no best/checkpoint.pt: not a training run folder"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(
@@ -116,7 +144,7 @@ def test_debug_shows_the_traceback() -> None:
 
 
 def test_help_has_examples() -> None:
-    for sub in ("train", "evaluate"):
+    for sub in ("train", "evaluate", "export", "predict"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and "examples:" in proc.stdout
 

@@ -16,12 +16,12 @@ def write_card(card: dict[str, Any], md_path: Path, json_path: Path) -> None:
 
 
 def render(card: dict[str, Any]) -> str:
-    i, t, p = card["input"], card["test"], card["parity"]
+    i, p = card["input"], card["parity"]
     lines = [
         f"# Model card: {card['name']}",
         "",
         f"{len(card['classes'])}-class image classifier, {card['model']}. Exported from "
-        f"{card['search']['results']} ({card['created_at']}).",
+        f"{card['origin']['source']} ({card['created_at']}).",
         "",
         "## Input and output",
         "",
@@ -33,25 +33,7 @@ def render(card: dict[str, Any]) -> str:
         "",
         "Classes in output order: " + ", ".join(f"{k}: {c}" for k, c in enumerate(card["classes"])),
         "",
-        "## Test metrics",
-        "",
-        f"On the test split ({p['images']:,} images, read once after retraining):",
-        "",
-        f"- accuracy as trained and evaluated (test-time augmentation: {t['tta']}): "
-        f"{t['accuracy']:.2%}; balanced {t['balanced_accuracy']:.2%}; macro-F1 "
-        f"{t['macro_f1']:.4f}",
-        f"- this exported model (one view): {p['accuracy']['pytorch']:.2%}",
-        "",
-        "| class | accuracy | precision | recall | F1 | support |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, m in t["per_class"].items():
-        lines.append(
-            f"| {name} | {m['accuracy']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} | "
-            f"{m['f1']:.4f} | {m['support']} |"
-        )
-    lines += [
-        "",
+        *_test_section(card),
         "## Parity with PyTorch",
         "",
         "| runtime | top-1 agreement | largest probability difference | accuracy |",
@@ -73,17 +55,48 @@ def render(card: dict[str, Any]) -> str:
             "|---|---|",
             *(f"| {k} | {v:.3f} |" for k, v in lat["ms_per_image"].items()),
         ]
-    s = card["search"]
+    o = card["origin"]
     lines += [
         "",
         "## Where it came from",
         "",
-        f"- data: {card['data']}",
-        f"- search: {s['trials']} trials, best trial {s['best_trial_id']}; "
-        + (s["versus_base"] or "no base-config comparison recorded"),
-        f"- trainer config: `best_config.yaml` beside this card (seed {card['config']['seed']}, "
+        f"- data: {card['data'] or 'provenance not recorded'}",
+        f"- produced by: {o['produced_by']}",
+        f"- trainer config: {o['config_file']} (seed {card['config']['seed']}, "
         f"{card['config']['epochs']} epochs)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
         "",
     ]
     return "\n".join(lines)
+
+
+def _test_section(card: dict[str, Any]) -> list[str]:
+    t, p = card["test"], card["parity"]
+    exported = f"this exported model (one view): {p['accuracy']['pytorch']:.2%}"
+    if t is None:  # a trainer run without --test: the parity check's pass is the only one
+        return [
+            "## Test metrics",
+            "",
+            f"On the test split ({p['images']:,} images): {exported}. The run was not "
+            "evaluated as trained (`train --test`), so there are no per-class metrics.",
+            "",
+        ]
+    lines = [
+        "## Test metrics",
+        "",
+        f"On the test split ({p['images']:,} images):",
+        "",
+        f"- accuracy as trained and evaluated (test-time augmentation: {t['tta']}): "
+        f"{t['accuracy']:.2%}; balanced {t['balanced_accuracy']:.2%}; macro-F1 "
+        f"{t['macro_f1']:.4f}",
+        f"- {exported}",
+        "",
+        "| class | accuracy | precision | recall | F1 | support |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in t["per_class"].items():
+        lines.append(
+            f"| {name} | {m['accuracy']:.2%} | {m['precision']:.2%} | {m['recall']:.2%} | "
+            f"{m['f1']:.4f} | {m['support']} |"
+        )
+    return [*lines, ""]

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from trainable.errors import DataError
+from trainable.files.run_dir import FILENAME
 
 FORMAT_VERSION = 1
-FILENAME = "checkpoint.pt"
 REQUIRED_KEYS = ("format_version", "model", "config", "classes", "norm", "epoch")
 
 

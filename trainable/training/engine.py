@@ -26,6 +26,7 @@ from trainable.data.datasets import Splits, load_splits
 from trainable.data.loaders import channel_stats, train_batches, train_steps
 from trainable.errors import ConfigError, UserError
 from trainable.files import atomic, checkpoint
+from trainable.files.run_dir import RunDir
 from trainable.model.network import build_network, init_from_data, set_whiten_bias_trainable
 from trainable.training.evaluation import TTA, eval_batches, loss_acc, predict_confusion
 from trainable.training.lookahead import Lookahead
@@ -61,7 +62,7 @@ class TrainResult:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.out_dir / "best" / checkpoint.FILENAME
+        return RunDir(self.out_dir).best_checkpoint
 
 
 def progress_printer(total_epochs: int) -> ReportFn:
@@ -99,7 +100,7 @@ def train(
     skips the best epoch's per-class validation metrics (a search's trials: nothing reads them,
     and they cost a validation pass and a plot after every finished trial)."""
     out_dir = Path(out_dir)
-    if resume_from is None and (out_dir / "last" / checkpoint.FILENAME).exists():
+    if resume_from is None and RunDir(out_dir).last_checkpoint.exists():
         raise UserError(
             f"{out_dir} already holds a training run; resume it or choose another output folder"
         )
@@ -115,7 +116,7 @@ def train(
         run.evaluate_best = evaluate_best
         start = _resume(run, resume_from) if resume_from is not None else 1
         # Written once a resume has accepted the config: a refused one leaves the run's own.
-        atomic.write_text(out_dir / "config.yaml", config.to_yaml())
+        atomic.write_text(RunDir(out_dir).config, config.to_yaml())
         return _fit(run, start)
 
 
@@ -253,7 +254,7 @@ def _fit(run: _Run, start: int) -> TrainResult:
             status = Status.EARLY_STOPPED
             reason = f"{es.monitor} did not improve by > {es.min_delta} for {es.patience} epochs"
     if run.pending_best is not None:  # a diverged run's best epoch, not written yet
-        checkpoint.save_atomic(run.pending_best, run.out_dir / "best" / checkpoint.FILENAME)
+        checkpoint.save_atomic(run.pending_best, RunDir(run.out_dir).best_checkpoint)
     s = run.stopper
     result = TrainResult(
         status, reason, len(run.history), s.best_epoch, s.best, es.monitor, run.out_dir, run.history
@@ -317,13 +318,13 @@ def _save(run: _Run, epoch: int, metrics: dict[str, float], improved: bool) -> P
         run.pending_best = state if due else copy.deepcopy(state)
     if due:
         if run.pending_best is not None:
-            checkpoint.save_atomic(run.pending_best, run.out_dir / "best" / checkpoint.FILENAME)
+            checkpoint.save_atomic(run.pending_best, RunDir(run.out_dir).best_checkpoint)
             run.pending_best = None
-        checkpoint.save_atomic(state, run.out_dir / "last" / checkpoint.FILENAME)
+        checkpoint.save_atomic(state, RunDir(run.out_dir).last_checkpoint)
         run.saved_at = time.perf_counter()
     # Reported, not saved (the file is written already): what checkpoints cost per epoch.
     metrics["checkpoint_s"] = time.perf_counter() - t0
-    return run.out_dir / "last" if due else None
+    return RunDir(run.out_dir).last_checkpoint.parent if due else None
 
 
 def _state(run: _Run, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
@@ -358,6 +359,6 @@ def _final_evaluation(run: _Run, result: TrainResult) -> None:
     result.val_metrics = summarize(cm, run.classes)
     write_metrics(
         result.val_metrics,
-        run.out_dir / "val_metrics",
+        RunDir(run.out_dir).val_metrics,
         f"validation, best epoch {result.best_epoch}",
     )

@@ -33,6 +33,7 @@ import pandas as pd
 
 from trainable.errors import Interrupted
 from trainable.files import checkpoint
+from trainable.files.run_dir import RunDir
 from trainable.tracking import (
     BestEffort,
     client_defaults,
@@ -174,7 +175,7 @@ class Tracker:
         tags["status"] = str(outcome["status"])
         # Logged once the seed is done, so the run's times are the training's own: from its
         # config (written at the start) to its outcome (written last), in ms as MLflow keeps them.
-        began, ended = (run_dir / "config.yaml", ResultsDir.run_outcome(run_dir))
+        began, ended = (RunDir(run_dir).config, ResultsDir.run_outcome(run_dir))
         run = self.client.create_run(
             self.experiment_id,
             start_time=_ms(began),
@@ -182,15 +183,15 @@ class Tracker:
             tags=tags,
         )
         run_id = run.info.run_id
-        last = run_dir / "last" / checkpoint.FILENAME
+        last = RunDir(run_dir).last_checkpoint
         state = checkpoint.load(last) if last.is_file() else {}
         log_batch(self.client, run_id, params=flat_params(state.get("config", {})))
         for row in state.get("history", []):
             log_batch(self.client, run_id, row, step=int(row["epoch"]))
         if "test" in outcome:
             log_batch(self.client, run_id, per_class_metrics(outcome["test"], "test"))
-        if (run_dir / "test_metrics").is_dir():
-            self.client.log_artifacts(run_id, str(run_dir / "test_metrics"), "test_metrics")
+        if RunDir(run_dir).test_metrics.is_dir():
+            self.client.log_artifacts(run_id, str(RunDir(run_dir).test_metrics), "test_metrics")
         status = "FINISHED" if "test" in outcome else "FAILED"
         self.client.set_terminated(run_id, status, end_time=_ms(ended))
 

@@ -28,6 +28,7 @@ from trainable.config import TrainConfig, build_config
 from trainable.data.datasets import Splits
 from trainable.errors import UserError
 from trainable.files import atomic, checkpoint
+from trainable.files.run_dir import RunDir
 from trainable.training.engine import TrainResult, train
 from trainable.training.evaluation import evaluate
 from trainable.training.metrics import write_metrics
@@ -72,7 +73,7 @@ def _retrain_one(
     if result.best_checkpoint.exists():
         state = checkpoint.load(result.best_checkpoint)
         test = evaluate(
-            state, config, data.test, out / "test_metrics", f"test split, seed {config.seed}"
+            state, config, data.test, RunDir(out).test_metrics, f"test split, seed {config.seed}"
         )
         outcome |= {"best_val": result.best_metric, "monitor": result.monitor, "test": test}
     atomic.write_text(done, json.dumps(outcome, indent=2))
@@ -94,7 +95,7 @@ def _train_until_stable(
     start = scales.index(float(scale_file.read_text())) if scale_file.is_file() else 0
     diverged = list(scales[:start])
     for scale in scales[start:]:
-        last = out / "last" / checkpoint.FILENAME
+        last = RunDir(out).last_checkpoint
         result = train(
             scale_lr(config, scale),
             out,
@@ -111,8 +112,8 @@ def _train_until_stable(
             f"{following:g}x the learning rate",
             flush=True,
         )
-        for stale in ("last", "best"):  # the retry starts from scratch, not from a NaN state
-            shutil.rmtree(out / stale, ignore_errors=True)
+        for stale in RunDir(out).checkpoint_folders():  # from scratch, not from a NaN state
+            shutil.rmtree(stale, ignore_errors=True)
         atomic.write_text(scale_file, repr(following))
     raise AssertionError("unreachable: the last scale returns")
 
@@ -166,7 +167,7 @@ def export(
     summary = _test_summary(ok, outcomes, chosen, best_config.epochs)
     summary["refit"] = best_config.dataset.val_fraction == 0
     # This machine's copy of the run (the outcome's out_dir may name another node's).
-    source = results.retrain_run(chosen["seed"]) / "best" / checkpoint.FILENAME
+    source = RunDir(results.retrain_run(chosen["seed"])).best_checkpoint
     with atomic.atomic_path(results.best_checkpoint) as tmp:
         shutil.copyfile(source, tmp)
     write_metrics(chosen["test"], results.test_metrics, f"test split, seed {chosen['seed']}")

@@ -269,6 +269,8 @@ def test_every_finished_search_exports_a_checked_model_with_its_card(
     assert set(card["test"]["per_class"]) == set(card["classes"])
     assert card["latency"]["ms_per_image"]["onnxruntime/batch1"] > 0
     assert card["versions"]["onnxruntime"] != "absent" and card["data"]
+    assert card["origin"]["produced_by"].startswith(f"a search of {manifest['trials']} trials")
+    assert card["search"]["best_trial_id"] == manifest["best_trial_id"]
     md = (results_dir / "model_card.md").read_text()
     assert md.startswith("# Model card: tiny") and "## Parity with PyTorch" in md
     # On demand, TorchScript too, into a copy of the folder (the session's search is shared).
