@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainable.command import prog, resolve_example, version
 from trainable.config import deep_merge, parse_overrides, read_yaml
@@ -15,6 +15,9 @@ from trainable.errors import ConfigError, ExitCode, UserError
 from trainable.files.storage import is_uri
 from tuner.results.layout import ResultsDir
 from tuner.spec import SearchSpec, validate_spec
+
+if TYPE_CHECKING:
+    from tuner.results.records import Outcome
 
 EXAMPLES = {
     "run": """examples:
@@ -296,29 +299,26 @@ def _interrupted(err: KeyboardInterrupt, results: ResultsDir | None) -> int:
     return code
 
 
+# keyed by tuner.results.comparison.Retrained's values (a StrEnum: its members look these up)
 _RETRAINED = {"winner": "best config", "base": "base config (the search found nothing better)"}
 
 
-def _print_outcome(outcome: dict[str, Any], results: ResultsDir) -> None:
+def _print_outcome(outcome: Outcome, results: ResultsDir) -> None:
     where = results.where
     best = f"{where}/{results.best_config().name}" if results.remote else results.best_config()
-    from tuner.results.tables import BaseComparison, Retrained
-
-    notes = []
-    if outcome.get("versus_base"):
-        notes.append(BaseComparison(**outcome["versus_base"]).line())
-    for seed, scale in (outcome.get("lr_retried_seeds") or {}).items():
+    notes = [outcome.versus_base.line()] if outcome.versus_base else []
+    for seed, scale in outcome.lr_retried_seeds.items():
         notes.append(f"retraining seed {seed} diverged and was trained again at {scale:g}x the lr")
+    o = outcome
     print(
-        f"\n{outcome['summary']}\n"
+        f"\n{o.summary}\n"
         + "".join(f"{note}\n" for note in notes)
-        + f"retrained {_RETRAINED[Retrained(outcome.get('retrained', Retrained.WINNER))]}: test accuracy "
-        f"{outcome['test_accuracy_mean']:.2%} "
-        f"± {outcome['test_accuracy_std']:.2%}"
+        + f"retrained {_RETRAINED[o.retrained]}: test accuracy "
+        f"{o.test_accuracy_mean:.2%} ± {o.test_accuracy_std:.2%}"
         + (
-            f", balanced accuracy {outcome['test_balanced_accuracy_mean']:.2%}, macro-F1 "
-            f"{outcome['test_macro_f1_mean']:.4f}"
-            if "test_balanced_accuracy_mean" in outcome
+            f", balanced accuracy {o.test_balanced_accuracy_mean:.2%}, macro-F1 "
+            f"{o.test_macro_f1_mean:.4f}"
+            if o.test_balanced_accuracy_mean is not None and o.test_macro_f1_mean is not None
             else ""
         )
         + "\n"

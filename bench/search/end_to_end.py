@@ -61,15 +61,15 @@ def main() -> None:
             rows.append(
                 {
                     "scheduler": kind,
-                    "trials": outcome["trials"],
-                    "status": outcome["trial_status_counts"],
-                    "epochs_spent": outcome["epochs_spent"],
-                    "search_wall_s": outcome["search_wall_s"],
+                    "trials": outcome.trials,
+                    "status": outcome.trial_status_counts,
+                    "epochs_spent": outcome.epochs_spent,
+                    "search_wall_s": outcome.search_wall_s,
                     "summed_epoch_s_over_concurrency": ideal_s,
-                    "tune_overhead": outcome["search_wall_s"] / ideal_s - 1,
-                    "best_val_acc": outcome["best_val_acc"],
-                    "test_accuracy_mean": outcome["test_accuracy_mean"],
-                    "test_accuracy_std": outcome["test_accuracy_std"],
+                    "tune_overhead": (outcome.search_wall_s or 0.0) / ideal_s - 1,
+                    "best_val_acc": outcome.best_value,
+                    "test_accuracy_mean": outcome.test_accuracy_mean,
+                    "test_accuracy_std": outcome.test_accuracy_std,
                 }
             )
     finally:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from bench.support.specs import tiny_spec
+from tuner.results.records import Outcome
 
 
 def write_spec(tmp_path: Path, name: str, storage: Path | str = "results") -> Path:
@@ -42,7 +42,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def finished_search(
     ray_session: None, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, Outcome]:
     """One finished tiny search (8 trials, ASHA), stored as `make run` does
     (<root>/<timestamp>/<name>/), shared by the tests that only read it (~40 s to make).
     It logs to the session's MLflow server, which test_tracking reads back."""

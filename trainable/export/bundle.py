@@ -107,7 +107,9 @@ def export_run(run: RunDir, formats: tuple[str, ...]) -> dict[str, Any]:
         )
     unknown = set(formats) - set(FORMATS)
     if unknown:
-        raise ConfigError(f"unknown format {sorted(unknown)[0]!r}; choose from {', '.join(FORMATS)}")
+        raise ConfigError(
+            f"unknown format {sorted(unknown)[0]!r}; choose from {', '.join(FORMATS)}"
+        )
     result = json.loads(run.result.read_text()) if run.result.is_file() else {}
     trained = (
         f"python -m trainable train: {result['status']} after {result['epochs_run']} epochs "

@@ -61,16 +61,16 @@ def _note(text: str) -> str:
 
 
 def _header(exp: Experiment, trials: pd.DataFrame) -> str:
-    m = exp.manifest
+    m, o = exp.manifest, exp.outcome
     facts = overview(exp)
     facts["trials by status"] = ", ".join(
         f"{n} {s}" for s, n in trials["status"].value_counts().items()
     )
-    walls = [m[k] for k in ("search_wall_s", "retrain_wall_s") if isinstance(m.get(k), float)]
-    if walls:
+    if o is not None and o.search_wall_s is not None:
+        retrain_s = o.retrain_wall_s or 0.0
         facts["wall time"] = (
-            f"{sum(walls) / 60:.1f} min (search {m.get('search_wall_s', 0) / 60:.1f}, "
-            f"retraining {m.get('retrain_wall_s', 0) / 60:.1f})"
+            f"{(o.search_wall_s + retrain_s) / 60:.1f} min (search {o.search_wall_s / 60:.1f}, "
+            f"retraining {retrain_s / 60:.1f})"
         )
     facts["searched keys"] = ", ".join(exp.spec.space)
     facts["scheduler"] = (

@@ -20,6 +20,7 @@ import yaml
 from trainable.errors import UserError
 from trainable.vocab import REASON, TRIAL_ID, Objective
 from tuner.results.layout import ResultsDir
+from tuner.results.records import Outcome, read_outcome
 from tuner.spec import SearchSpec, validate_spec
 
 # How the messages below name the two files that make a folder an experiment.
@@ -56,6 +57,11 @@ class Experiment:
     @property
     def status(self) -> str:
         return str(self.manifest.get("status", "unknown"))
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The finished search's outcome (None before it finished)."""
+        return read_outcome(self.manifest)
 
     def test_summary(self) -> dict[str, Any] | None:
         path = self.results.test_summary
@@ -150,14 +156,14 @@ def _fmt(value: Any, spec: str) -> str:
 
 def overview(exp: Experiment) -> dict[str, str]:
     """The headline facts of one experiment, formatted; '-' where the search has not told yet."""
-    m = exp.manifest
+    m, o = exp.manifest, exp.outcome
     test = exp.test_summary()
     return {
         "name": exp.spec.name,
         "date": str(m.get("started_at", "-")).replace("T", " "),
         "status": exp.status,
-        "trials": _fmt(m.get("trials"), "d"),
-        f"best {exp.metric}": _fmt(m.get(f"best_{exp.metric}"), ".4f"),
+        "trials": _fmt(o and o.trials, "d"),
+        f"best {exp.metric}": _fmt(o and o.best_value, ".4f"),
         "test acc": (
             f"{test['test_accuracy_mean']:.2%} ± {test['test_accuracy_std']:.2%}" if test else "-"
         ),

@@ -23,7 +23,7 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from trainable.vocab import Objective
-from tuner.results.tables import required_gain
+from tuner.results.comparison import required_gain
 
 
 class Patience(Stopper, Callback):

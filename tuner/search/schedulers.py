@@ -18,7 +18,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.utils import flatten_dict
 
-from tuner.results.tables import same_value
+from tuner.results.comparison import same_value
 
 
 class BaseKeepingASHA(ASHAScheduler):

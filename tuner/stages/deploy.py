@@ -10,28 +10,31 @@ from typing import Any
 
 from trainable.export.bundle import Bundle, Origin, export
 from tuner.results.layout import ResultsDir
-from tuner.results.tables import BaseComparison
+from tuner.results.records import TablesDone
+from tuner.stages.manifest import Manifest
 
 
 def deploy(results: ResultsDir, formats: tuple[str, ...] = ("onnx",)) -> dict[str, Any]:
-    """Writes the models and the card; returns the card."""
-    manifest = json.loads(results.manifest.read_text())
+    """Writes the models and the card; returns the card. Runs after the tables and export
+    stages, before the run's outcome exists: the search's facts come from their records."""
+    manifest = Manifest(results.manifest)
+    tables = manifest.record("tables", TablesDone)
     summary = json.loads(results.test_summary.read_text())
-    versus = manifest.get("versus_base")
-    comparison = BaseComparison(**versus).line() if versus else None
+    comparison = tables.versus_base.line() if tables.versus_base else None
     search = {
         "results": results.where,
-        "trials": manifest.get("trials"),
-        "best_trial_id": manifest.get("best_trial_id"),
+        "trials": tables.trials,
+        "best_trial_id": tables.best_trial_id,
+        "retrained": str(tables.retrained),
         "versus_base": comparison,
     }
     origin = Origin(
-        name=manifest.get("search_space", {}).get("name") or results.path.name,
+        name=manifest.read().get("search_space", {}).get("name") or results.path.name,
         source=results.where,
-        produced_by=f"a search of {search['trials']} trials, best trial {search['best_trial_id']}; "
+        produced_by=f"a search of {tables.trials} trials, best trial {tables.best_trial_id}; "
         + (comparison or "no base-config comparison recorded"),
         config_file="`best_config.yaml` beside this card",
-        data=manifest.get("data_provenance"),
+        data=manifest.read().get("data_provenance"),
         search=search,
     )
     return export(

@@ -18,7 +18,6 @@ the first stage not recorded, so a kill at any moment loses at most the stage in
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pickletools
@@ -45,7 +44,18 @@ from tuner.integrations.cluster import (
     share_data,
 )
 from tuner.results import bucket
+from tuner.results.comparison import BaseComparison, Retrained
 from tuner.results.layout import ResultsDir
+from tuner.results.records import (
+    DeployDone,
+    ExportDone,
+    Outcome,
+    RegisterDone,
+    RetrainPlan,
+    SearchDone,
+    SeedDone,
+    TablesDone,
+)
 from tuner.search.stopping import (
     StopState,
     StorageGuard,
@@ -69,7 +79,7 @@ def _no_world_writable_files() -> None:
     os.umask(os.umask(0) | 0o002)
 
 
-def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> dict[str, Any]:
+def run(spec: SearchSpec, spec_raw: dict[str, Any], opts: RayOptions) -> Outcome:
     started = time.monotonic()  # the budget's clock (spec.budget)
     results = results_dir_for(spec)
     if results.remote is not None:
@@ -106,7 +116,7 @@ def _create(results: ResultsDir, spec_raw: dict[str, Any], data_provenance: str)
         raise
 
 
-def resume(results: ResultsDir, opts: RayOptions) -> dict[str, Any]:
+def resume(results: ResultsDir, opts: RayOptions) -> Outcome:
     spec, spec_raw = _saved_spec(bucket.fetch(results))
     manifest = Manifest(results.manifest)
     if manifest.status == SearchStatus.FINISHED:
@@ -207,7 +217,7 @@ def _stages(
     stop: StopState,
     warm: WarmStart | None,
     started: float | None = None,
-) -> dict[str, Any]:
+) -> Outcome:
     """The stages from the first one not done; `started` (time.monotonic) is when an
     uninterrupted run began, None for a resumed one."""
     from tuner.integrations.tracking import tracked
@@ -217,7 +227,7 @@ def _stages(
     data_ref = share_data(splits)
     try:
         with tracked(spec, results, manifest) as tracker:
-            from tuner.results.tables import effective_images
+            from tuner.results.comparison import effective_images
 
             val_images = effective_images(splits.val.labels, spec.scheduler.metric)
             search = SearchRun(spec, results, data_ref, warm, val_images=val_images)
@@ -247,54 +257,47 @@ def _run_stages(
     tracker: Any,
     started: float | None,
     val_images: int,
-) -> dict[str, Any]:
+) -> Outcome:
     """The stages in order; `tracker` (tuner.integrations.tracking) mirrors each into MLflow when on."""
     data_ref = search.data_ref
     grid = None
     if not manifest.done("search"):
         grid, wall_s = _search_stage(search, manifest, stop, tracker.trial_callbacks())
         patience = search.patience is not None and search.patience.exhausted
-        manifest.mark_done("search", wall_s=wall_s, ended_by_patience=patience)
+        manifest.mark_done("search", SearchDone(wall_s=wall_s, ended_by_patience=patience))
         bucket.publish(results)
     if not manifest.done("tables"):
-        manifest.mark_done("tables", **_tables_stage(search, grid, manifest, val_images))
+        manifest.mark_done("tables", _tables_stage(search, grid, manifest, val_images))
         bucket.publish(results)
         tracker.tag_trials(results.summary)
     if not manifest.done("plan_retrain"):
-        manifest.mark_done("plan_retrain", **_retrain_epochs(spec, results, started))
-    epochs = int(manifest.stage("plan_retrain")["epochs"])
-    best_config = spec.retrain_config(manifest.stage("tables")["best_params"], epochs)
+        manifest.mark_done("plan_retrain", _retrain_epochs(spec, results, started))
+    epochs = manifest.record("plan_retrain", RetrainPlan).epochs
+    best_config = spec.retrain_config(manifest.record("tables", TablesDone).best_params, epochs)
     outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
     tracker.log_seeds(outcomes)
     if not manifest.done("export"):
         from tuner.stages.retrain import export
 
         test = export(best_config, outcomes, results)
-        keys = (
-            "test_accuracy_mean",
-            "test_accuracy_std",
-            "exported_seed",
-            "failed_seeds",
-            "lr_retried_seeds",
-            "test_balanced_accuracy_mean",
-            "test_macro_f1_mean",
-        )
-        manifest.mark_done("export", **{k: test[k] for k in keys})
+        manifest.mark_done("export", ExportDone.model_validate(test, context={"read": True}))
     if not manifest.done("deploy"):
         from tuner.stages.deploy import deploy
 
         card = deploy(results)
         agreement = card["parity"]["onnx"]["top1_agreement"]
-        manifest.mark_done("deploy", model=results.model("onnx").name, top1_agreement=agreement)
+        manifest.mark_done(
+            "deploy", DeployDone(model=results.model("onnx").name, top1_agreement=agreement)
+        )
         bucket.publish(results)
     if not manifest.done("register"):
         version = tracker.register()
         if version is not None:  # tracking on and the registry took it
-            manifest.mark_done("register", model=spec.name, version=version)
+            manifest.mark_done("register", RegisterDone(model=spec.name, version=version))
     return _finish(manifest)
 
 
-def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None) -> dict[str, Any]:
+def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None) -> RetrainPlan:
     """The final training's epochs: what the run's budget leaves when the search is done, in
     a run that went uninterrupted (one epoch's time from the trials' own speed on the real
     data, when the spec says how to scale it); else `retrain.epochs` (a resumed run's clock
@@ -302,7 +305,7 @@ def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None
     planned = spec.retrain.epochs or spec.scheduler.max_t
     budget = spec.budget
     if budget is None or started is None:
-        return {"epochs": planned}
+        return RetrainPlan(epochs=planned)
     measured = trial_images_per_s(results)
     elapsed = time.monotonic() - started
     epochs, epoch_s = budget.epochs(elapsed, measured), budget.epoch_s(measured)
@@ -311,7 +314,7 @@ def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None
         f"budget leaves ({epoch_s:.1f} s an epoch; {planned} planned)",
         flush=True,
     )
-    return {"epochs": epochs, "epoch_s": epoch_s, "trial_images_per_s": measured}
+    return RetrainPlan(epochs=epochs, epoch_s=epoch_s, trial_images_per_s=measured)
 
 
 def trial_images_per_s(results: ResultsDir) -> float | None:
@@ -357,18 +360,18 @@ def _search_stage(
     return grid, time.perf_counter() - t0
 
 
-def _tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -> dict[str, Any]:
+def _tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -> TablesDone:
     """The tables and what later stages need from them (the config to retrain: the winner,
     or the base config when the winner's gain over it is within noise), or one line if no
     trial produced a result."""
-    from tuner.results.tables import Retrained, write_tables
+    from tuner.results.tables import write_tables
     from tuner.search.progress import summary_line
 
     spec = search.spec
     grid = grid if grid is not None else search.results_grid()
     objective = spec.scheduler.objective
     rows, summary = write_tables(grid, search.results, objective, spec.time_budget_s)
-    wall_s = float(manifest.stage("search").get("wall_s", 0.0))
+    wall_s = manifest.record("search", SearchDone).wall_s
     line = summary_line(summary, objective.metric, wall_s)
     print(f"\nsearch done: {line}", flush=True)
     best_col = f"best_{objective.metric}"
@@ -382,23 +385,24 @@ def _tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -
     best = summary.iloc[0]
     versus_base, base_params = _versus_base(spec, rows, summary, val_images)
     best_params = search.params_of(str(best["trial_id"]), grid)
-    return {
-        **versus_base,
-        "retrained": Retrained.WINNER if base_params is None else Retrained.BASE,
-        "summary": line,
-        "trials": len(summary),
-        "trial_status_counts": summary["status"].value_counts().to_dict(),
-        "epochs_spent": len(rows),
-        "best_trial_id": str(best["trial_id"]),
-        best_col: float(best[best_col]),
-        "search_best_params": best_params,
-        "best_params": best_params if base_params is None else base_params,
-    }
+    return TablesDone(
+        versus_base=versus_base,
+        retrained=Retrained.WINNER if base_params is None else Retrained.BASE,
+        summary=line,
+        trials=len(summary),
+        trial_status_counts=summary["status"].value_counts().to_dict(),
+        epochs_spent=len(rows),
+        best_trial_id=str(best["trial_id"]),
+        metric=objective.metric,
+        best_value=float(best[best_col]),
+        search_best_params=best_params,
+        best_params=best_params if base_params is None else base_params,
+    )
 
 
 def _versus_base(
     spec: SearchSpec, rows: Any, summary: Any, val_images: int
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[BaseComparison | None, dict[str, Any] | None]:
     """The winner against the base config's own trial (printed, and kept in the manifest),
     and the base's values when they, not the winner's, are to be retrained."""
     from tuner.results.tables import base_comparison
@@ -406,13 +410,13 @@ def _versus_base(
     point, _ = spec.base_point()
     objective = spec.scheduler.objective
     if point is None:
-        return {}, None
+        return None, None
     found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
     if found is None:
-        return {}, None
+        return None, None
     print(found.line(), flush=True)
     keep_base = found.base_trial_id == found.best_trial_id or not found.winner_kept
-    return {"versus_base": dataclasses.asdict(found)}, point if keep_base else None
+    return found, point if keep_base else None
 
 
 def _retrain_stage(
@@ -428,9 +432,8 @@ def _retrain_stage(
     todo = [c for c in configs if not manifest.done(f"retrain/seed-{c.seed}")]
 
     def record(outcome: dict[str, Any]) -> None:
-        manifest.mark_done(
-            f"retrain/seed-{outcome['seed']}", status=outcome["status"], out_dir=outcome["out_dir"]
-        )
+        record = SeedDone(status=outcome["status"], out_dir=outcome["out_dir"])
+        manifest.mark_done(f"retrain/seed-{outcome['seed']}", record)
         bucket.publish(results, "manifest.json")
 
     if todo:
@@ -453,32 +456,14 @@ def _retrain_stage(
     ]
 
 
-def _finish(manifest: Manifest) -> dict[str, Any]:
-    tables, export = manifest.stage("tables"), manifest.stage("export")
-    search_wall_s = manifest.stage("search").get("wall_s")
-    outcome = {
-        "status": SearchStatus.FINISHED,
-        "summary": tables["summary"],
-        "search_wall_s": search_wall_s,
-        "retrain_wall_s": manifest.read().get("retrain_wall_s"),
-        "trials": tables["trials"],
-        "trial_status_counts": tables["trial_status_counts"],
-        "epochs_spent": tables["epochs_spent"],
-        "best_trial_id": tables["best_trial_id"],
-        "test_accuracy_mean": export["test_accuracy_mean"],
-        "test_accuracy_std": export["test_accuracy_std"],
-    }
-    outcome |= {k: v for k, v in tables.items() if k.startswith("best_") and k != "best_params"}
-    if "versus_base" in tables:
-        outcome["versus_base"] = tables["versus_base"]
-    from tuner.results.tables import Retrained
-
-    # "base" when the winner's gain was within noise (tables written before this key: winner)
-    outcome["retrained"] = Retrained(tables.get("retrained", Retrained.WINNER))
-    for key in ("test_balanced_accuracy_mean", "test_macro_f1_mean"):
-        if key in export:
-            outcome[key] = export[key]
-    if export.get("lr_retried_seeds"):
-        outcome["lr_retried_seeds"] = export["lr_retried_seeds"]
-    manifest.update(**outcome)
+def _finish(manifest: Manifest) -> Outcome:
+    tables, export = manifest.record("tables", TablesDone), manifest.record("export", ExportDone)
+    outcome = Outcome(
+        status=SearchStatus.FINISHED,
+        search_wall_s=manifest.record("search", SearchDone).wall_s,
+        retrain_wall_s=manifest.read().get("retrain_wall_s"),
+        **tables.model_dump(include=set(Outcome.model_fields)),
+        **export.model_dump(include=set(Outcome.model_fields)),
+    )
+    manifest.finish(outcome)
     return outcome

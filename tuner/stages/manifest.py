@@ -12,23 +12,23 @@ import platform
 import subprocess
 import sys
 import time
-from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trainable.files import atomic
 from trainable.training.runtime import cpu_model
+from tuner.results.records import Outcome, Record, SearchStatus, read_outcome, stage_type
 
+__all__ = ["Manifest", "SearchStatus", "provenance"]
 
-class SearchStatus(StrEnum):
-    RUNNING = "running"
-    INTERRUPTED = "interrupted"  # stopped from outside (signal, full disk): resumable
-    FAILED = "failed"  # no trial produced a result, or no retraining run did
-    FINISHED = "finished"
+R = TypeVar("R", bound=Record)
 
 
 class Manifest:
+    """The manifest file; its stages and outcome are the typed records of
+    `tuner.results.records`, its provenance a plain mapping (`provenance`)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -55,12 +55,22 @@ class Manifest:
     def done(self, stage: str) -> bool:
         return stage in self.stages()
 
-    def stage(self, stage: str) -> dict[str, Any]:
-        return dict(self.stages().get(stage) or {})
+    def record(self, stage: str, kind: type[R]) -> R:
+        """A done stage's record (KeyError if it is not done)."""
+        return kind.model_validate(self.stages()[stage], context={"read": True})
 
-    def mark_done(self, stage: str, **outputs: Any) -> None:
-        stages = self.stages() | {stage: {"done_at": _now(), **outputs}}
-        self.update(stages=stages)
+    def mark_done(self, stage: str, record: Record) -> None:
+        if not isinstance(record, stage_type(stage)):
+            raise TypeError(f"stage {stage!r} records a {stage_type(stage).__name__}")
+        stamped = record.model_copy(update={"done_at": _now()})
+        self.update(stages=self.stages() | {stage: stamped.model_dump(mode="json")})
+
+    def finish(self, outcome: Outcome) -> None:
+        self.update(**outcome.model_dump(mode="json"))
+
+    def outcome(self) -> Outcome | None:
+        """The finished run's outcome; None before it finished."""
+        return read_outcome(self.read())
 
 
 def _now() -> str:

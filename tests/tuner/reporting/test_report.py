@@ -68,7 +68,7 @@ def test_report_header_matches_manifest(finished: Path, report: str) -> None:
     test = json.loads((finished / "best" / "test_summary.json").read_text())
     assert "<h1>Search report: tiny</h1>" in report
     assert f"<dd>{manifest['status']}</dd>" in report
-    assert f"<dd>{manifest['best_val_loss']:.4f}</dd>" in report
+    assert f"<dd>{manifest['best_value']:.4f}</dd>" in report
     mean, std = test["test_accuracy_mean"], test["test_accuracy_std"]
     assert f"{mean:.2%} ± {std:.2%}" in report
     counts = ", ".join(f"{n} {s}" for s, n in manifest["trial_status_counts"].items())
@@ -123,7 +123,7 @@ def test_list_finds_nested_experiment(finished: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "tiny" in line)
     assert manifest["status"] in line
-    assert f"{manifest['best_val_loss']:.4f}" in line
+    assert f"{manifest['best_value']:.4f}" in line
     assert str(manifest["trials"]) in line.split()
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from trainable.vocab import Objective
-from tuner.results.tables import base_comparison, effective_images, noise_margin
+from tuner.results.comparison import effective_images, noise_margin
+from tuner.results.tables import base_comparison
 
 # Trial a: the base config (lr 0.003), stopped by ASHA after epoch 1. Trial b: the winner.
 ROWS = pd.DataFrame(

@@ -80,4 +80,4 @@ def test_a_search_that_stops_paying_ends_early_and_finishes(
     assert 3 <= len(summary) < 12
     assert "ending the search (searcher.patience)" in capsys.readouterr().out
     # Nothing beat the base by 1.0 either: its own values were retrained.
-    assert outcome["retrained"] == "base"
+    assert outcome.retrained == "base"

@@ -175,6 +175,6 @@ def test_gp_search_warm_started_from_a_finished_one(
     study = optuna.load_study(study_name="warm", storage=study_storage(results))
     warm = [t for t in study.trials if "warm_start_number" in t.user_attrs]
     assert sorted(t.user_attrs["warm_start_number"] for t in warm) == sorted(t.number for t in told)
-    assert len(study.trials) == len(told) + 3 and outcome["trials"] == 3  # Tune's tables: its own
+    assert len(study.trials) == len(told) + 3 and outcome.trials == 3  # Tune's tables: its own
     recorded = Manifest(results.manifest).read()["warm_start"]
     assert recorded == {"from": str(source), "trials": len(told), "skipped": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import struct
@@ -10,7 +11,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pandas as pd
@@ -23,6 +23,7 @@ from tests.tuner.conftest import tiny_spec
 from trainable.errors import DeviceError, UserError
 from tuner.integrations.cluster import RayOptions
 from tuner.results.layout import ResultsDir
+from tuner.results.records import Outcome
 from tuner.search.study import load_study
 from tuner.spec import validate_spec
 from tuner.stages import experiment
@@ -32,11 +33,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def finished(finished_search: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+def finished(finished_search: tuple[Path, Outcome]) -> tuple[Path, Outcome]:
     return finished_search
 
 
-def test_asha_pruned_trials_are_pruned_in_optuna(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_asha_pruned_trials_are_pruned_in_optuna(finished: tuple[Path, Outcome]) -> None:
     results_dir, outcome = finished
     summary = pd.read_csv(results_dir / "summary.csv")
     assert len(summary) == 8
@@ -54,11 +55,11 @@ def test_asha_pruned_trials_are_pruned_in_optuna(finished: tuple[Path, dict[str,
             # pruned with its intermediate (per-epoch) values, the last one as its value
             assert len(t.intermediate_values) >= 1
             assert t.value == t.intermediate_values[max(t.intermediate_values)]
-    assert outcome["trial_status_counts"] == summary["status"].value_counts().to_dict()
+    assert outcome.trial_status_counts == summary["status"].value_counts().to_dict()
 
 
 def test_trials_parquet_has_every_epoch_once_with_config(
-    finished: tuple[Path, dict[str, Any]],
+    finished: tuple[Path, Outcome],
 ) -> None:
     results_dir, outcome = finished
     rows = pd.read_parquet(results_dir / "trials.parquet")
@@ -70,11 +71,11 @@ def test_trials_parquet_has_every_epoch_once_with_config(
     assert (
         rows.groupby("trial_id")["epoch"].max().sum()
         == summary["epochs"].sum()
-        == outcome["epochs_spent"]
+        == outcome.epochs_spent
     )
 
 
-def test_ray_reads_its_own_experiment_folder(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_ray_reads_its_own_experiment_folder(finished: tuple[Path, Outcome]) -> None:
     results_dir, _ = finished
     analysis = ExperimentAnalysis(str(results_dir))
     assert len(analysis.trials) == 8
@@ -95,7 +96,7 @@ def tensorboard_scalars(event_file: Path) -> dict[str, list[float]]:
 
 
 def test_trial_metrics_are_in_tensorboard_event_files(
-    finished: tuple[Path, dict[str, Any]],
+    finished: tuple[Path, Outcome],
 ) -> None:
     results_dir, _ = finished
     rows = pd.read_parquet(results_dir / "trials.parquet")
@@ -106,7 +107,7 @@ def test_trial_metrics_are_in_tensorboard_event_files(
         assert logged == pytest.approx(group.sort_values("epoch")["val_loss"].tolist(), rel=1e-6)
 
 
-def test_optuna_dashboard_opens_the_study_journal(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_optuna_dashboard_opens_the_study_journal(finished: tuple[Path, Outcome]) -> None:
     results_dir, _ = finished
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -141,14 +142,14 @@ def test_optuna_dashboard_opens_the_study_journal(finished: tuple[Path, dict[str
 
 
 def test_best_config_is_retrained_tested_and_exported(
-    finished: tuple[Path, dict[str, Any]], tmp_path: Path
+    finished: tuple[Path, Outcome], tmp_path: Path
 ) -> None:
     results_dir, outcome = finished
     test = json.loads((results_dir / "best" / "test_metrics" / "metrics.json").read_text())
     assert list(test["per_class"]) == ["class_0", "class_1", "class_2"]
     summary = json.loads((results_dir / "best" / "test_summary.json").read_text())
     assert len(summary["test_accuracy_by_seed"]) == 2
-    assert summary["test_accuracy_mean"] == pytest.approx(outcome["test_accuracy_mean"])
+    assert summary["test_accuracy_mean"] == pytest.approx(outcome.test_accuracy_mean)
     assert (results_dir / "best" / "checkpoint.pt").is_file()
     assert (results_dir / "best" / "test_metrics" / "confusion_matrix.png").is_file()
     manifest = json.loads((results_dir / "manifest.json").read_text())
@@ -168,7 +169,7 @@ def test_best_config_is_retrained_tested_and_exported(
     assert json.loads((results_dir / "best_config.json").read_text()) == best
 
 
-def test_existing_results_folder_is_refused(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_existing_results_folder_is_refused(finished: tuple[Path, Outcome]) -> None:
     results_dir, _ = finished
     before = (results_dir / "summary.csv").read_bytes()
     raw = tiny_spec("tiny", str(results_dir.parent))
@@ -177,7 +178,7 @@ def test_existing_results_folder_is_refused(finished: tuple[Path, dict[str, Any]
     assert (results_dir / "summary.csv").read_bytes() == before
 
 
-def test_resuming_a_finished_search_is_refused(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_resuming_a_finished_search_is_refused(finished: tuple[Path, Outcome]) -> None:
     results_dir, _ = finished
     before = (results_dir / "best" / "test_summary.json").read_bytes()
     with pytest.raises(UserError, match="is a finished search: nothing to resume"):
@@ -220,7 +221,7 @@ def test_cli_gpu_refusal_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
-    finished: tuple[Path, dict[str, Any]],
+    finished: tuple[Path, Outcome],
 ) -> None:
     results_dir, outcome = finished
     spec = validate_spec(yaml.safe_load((results_dir / "search_space.yaml").read_text()))
@@ -229,7 +230,8 @@ def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
     study = load_study(results_dir, "tiny")
     assert study.trials[0].params == pytest.approx(point)  # the first trial: the defaults
     rows = pd.read_parquet(results_dir / "trials.parquet")
-    versus = outcome["versus_base"]
+    assert outcome.versus_base is not None
+    versus = dataclasses.asdict(outcome.versus_base)
     base_rows = rows[rows["trial_id"].astype(str) == versus["base_trial_id"]]
     assert base_rows["config.optimizer.lr"].iloc[0] == pytest.approx(point["optimizer.lr"])
     assert versus["epoch"] == base_rows["epoch"].max()
@@ -237,7 +239,7 @@ def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
     at_epoch = best[best["epoch"] == versus["epoch"]]["val_loss"].iloc[0]
     # val_loss is minimised: a positive gain is a lower loss than the base's at that epoch.
     assert versus["gain"] == pytest.approx(base_rows["val_loss"].iloc[-1] - at_epoch)
-    assert versus["best_trial_id"] == str(outcome["best_trial_id"])
+    assert versus["best_trial_id"] == outcome.best_trial_id
     manifest = json.loads((results_dir / "manifest.json").read_text())
     tables = manifest["stages"]["tables"]
     assert tables["versus_base"] == versus
@@ -245,14 +247,14 @@ def test_the_base_config_ran_as_a_trial_and_the_winner_is_compared_with_it(
     # base's own when it is the winner).
     base_won = versus["best_trial_id"] == versus["base_trial_id"]
     assert versus["min_gain"] == 0.0 and (versus["gain"] > 0 or base_won)
-    assert outcome["retrained"] == tables["retrained"] == ("base" if base_won else "winner")
+    assert outcome.retrained == tables["retrained"] == ("base" if base_won else "winner")
     assert tables["best_params"] == tables["search_best_params"]
     retrained = yaml.safe_load((results_dir / "best_config.yaml").read_text())
     assert retrained["optimizer"]["lr"] == pytest.approx(tables["best_params"]["optimizer.lr"])
 
 
 def test_every_finished_search_exports_a_checked_model_with_its_card(
-    finished: tuple[Path, dict[str, Any]], tmp_path: Path
+    finished: tuple[Path, Outcome], tmp_path: Path
 ) -> None:
     results_dir, _ = finished
     manifest = json.loads((results_dir / "manifest.json").read_text())

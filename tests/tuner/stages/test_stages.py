@@ -109,7 +109,7 @@ def test_time_budget_ending_before_first_reports_finishes_on_what_finished(
     assert len(no_result) >= 1, summary
     assert no_result["reason"].str.contains("time budget").all()
     assert no_result["best_val_loss"].isna().all()
-    assert outcome["status"] == "finished" and results.best_config().is_file()
+    assert outcome.status == "finished" and results.best_config().is_file()
     assert "without a result (time budget)" in capsys.readouterr().out
 
 
