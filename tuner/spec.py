@@ -235,9 +235,16 @@ class BudgetSpec(StrictModel):
             return self.retrain_images / (trial_images_per_s * self.speedup)
         return self.retrain_epoch_s
 
-    def epochs(self, elapsed_s: float, trial_images_per_s: float | None = None) -> int:
+    def epochs(
+        self,
+        elapsed_s: float,
+        trial_images_per_s: float | None = None,
+        epoch_s: float | None = None,
+    ) -> int:
+        """The final training's epochs in what is left; `epoch_s` when measured, else derived."""
         left = self.total_s - elapsed_s - self.after_retrain_s
-        return max(1, min(self.max_epochs, int(left / self.epoch_s(trial_images_per_s))))
+        per = epoch_s if epoch_s else self.epoch_s(trial_images_per_s)
+        return max(1, min(self.max_epochs, int(left / per)))
 
 
 class TrackingSpec(StrictModel):

@@ -79,7 +79,8 @@ class TablesDone(Record, _Best):
 
 class RetrainPlan(Record):
     epochs: int = Field(ge=1)
-    epoch_s: float | None = None  # one epoch of the final training, from the trials' speed
+    epoch_s: float | None = None  # one epoch of the final training, measured by its probe
+    derived_epoch_s: float | None = None  # the same from the trials' speed, for comparison
     trial_images_per_s: float | None = None
 
 

@@ -1,4 +1,5 @@
 """The run's stages, resumable one by one: `experiment` runs prepare, search, tables,
-retrain, export and register in order and records each in the manifest (`manifest`);
-`retrain` refits the winner and touches the test split once. May import every other
-sub-package of `tuner`, except `reporting`."""
+plan_retrain, retrain, export, deploy and register in order and records each in the manifest
+(`manifest`); `probe` times the final training before its epochs are chosen; `retrain` refits
+the winner and touches the test split once; `deploy` exports it with its model card. May
+import every other sub-package of `tuner`, except `reporting`."""

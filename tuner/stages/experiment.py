@@ -6,7 +6,8 @@
     tables    trials.parquet and summary.csv from Tune's results; the winner and its config,
               and the winner against the base config's own trial (`versus_base`)
     plan_retrain  the final training's epochs: what `budget` leaves when the search is done
-              (an uninterrupted run), else `retrain.epochs`
+              (an uninterrupted run; its epoch time from a 2-epoch probe, `probe`), else
+              `retrain.epochs`
     retrain   the winner retrained with each seed, tested once (`retrain/seed-<k>` per seed;
               a killed seed resumes from its last checkpoint, a finished one is never redone)
     export    best/ (checkpoint, test metrics, test_summary.json, config) and best_config.yaml
@@ -270,11 +271,14 @@ def _run_stages(
         manifest.mark_done("tables", _tables_stage(search, grid, manifest, val_images))
         bucket.publish(results)
         tracker.tag_trials(results.summary)
+    best_params = manifest.record("tables", TablesDone).best_params
+    retrain_data = _RetrainData(spec, data_ref)
     if not manifest.done("plan_retrain"):
-        manifest.mark_done("plan_retrain", _retrain_epochs(spec, results, started))
+        plan = _retrain_epochs(spec, results, started, best_params, retrain_data)
+        manifest.mark_done("plan_retrain", plan)
     epochs = manifest.record("plan_retrain", RetrainPlan).epochs
-    best_config = spec.retrain_config(manifest.record("tables", TablesDone).best_params, epochs)
-    outcomes = _retrain_stage(spec, results, manifest, best_config, data_ref)
+    best_config = spec.retrain_config(best_params, epochs)
+    outcomes = _retrain_stage(spec, results, manifest, best_config, retrain_data)
     tracker.log_seeds(outcomes)
     if not manifest.done("export"):
         from tuner.stages.retrain import export
@@ -297,24 +301,62 @@ def _run_stages(
     return _finish(manifest)
 
 
-def _retrain_epochs(spec: SearchSpec, results: ResultsDir, started: float | None) -> RetrainPlan:
+class _RetrainData:
+    """The final training's data, shared once: the search's, or with `retrain.dataset` the
+    same source loaded again with the retraining's subsets."""
+
+    def __init__(self, spec: SearchSpec, search_ref: Any) -> None:
+        self.spec, self.search_ref, self._ref = spec, search_ref, None
+
+    def ref(self, config: TrainConfig) -> Any:
+        if self._ref is None:
+            fresh = self.spec.retrain.dataset
+            self._ref = share_data(load_splits(config.dataset)) if fresh else self.search_ref
+        return self._ref
+
+    def resources(self) -> tuple[float, float]:
+        """(cpus, gpu) of one retraining seed."""
+        r, s = self.spec.retrain, self.spec.resources
+        return (r.cpus if r.cpus is not None else s.cpus), (r.gpu if r.gpu is not None else s.gpu)
+
+
+def _retrain_epochs(
+    spec: SearchSpec,
+    results: ResultsDir,
+    started: float | None,
+    best_params: dict[str, Any],
+    data: _RetrainData,
+) -> RetrainPlan:
     """The final training's epochs: what the run's budget leaves when the search is done, in
-    a run that went uninterrupted (one epoch's time from the trials' own speed on the real
-    data, when the spec says how to scale it); else `retrain.epochs` (a resumed run's clock
-    has a gap)."""
+    a run that went uninterrupted, one epoch's time measured by a short probe of the final
+    training (`tuner.stages.probe`); else `retrain.epochs` (a resumed run's clock has a gap)."""
     planned = spec.retrain.epochs or spec.scheduler.max_t
     budget = spec.budget
     if budget is None or started is None:
         return RetrainPlan(epochs=planned)
+    from tuner.stages.probe import PROBE_EPOCHS, probe_epoch_s
+
     measured = trial_images_per_s(results)
+    derived = budget.epoch_s(measured)
+    config = spec.retrain_config(best_params, planned)
+    print(
+        f"measuring the final training's speed here ({PROBE_EPOCHS} short epochs) ...", flush=True
+    )
+    probe = probe_epoch_s(config, data.ref(config), *data.resources())
+    epoch_s = probe.get("epoch_s", derived)
+    if not probe:
+        print("the probe could not train 2 epochs of this config: the trials' speed decides")
     elapsed = time.monotonic() - started
-    epochs, epoch_s = budget.epochs(elapsed, measured), budget.epoch_s(measured)
+    epochs = budget.epochs(elapsed, epoch_s=epoch_s)
     print(
         f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
-        f"budget leaves ({epoch_s:.1f} s an epoch; {planned} planned)",
+        f"budget leaves ({epoch_s:.2f} s an epoch measured, {derived:.2f} s from the trials' "
+        f"speed; {planned} planned)",
         flush=True,
     )
-    return RetrainPlan(epochs=epochs, epoch_s=epoch_s, trial_images_per_s=measured)
+    return RetrainPlan(
+        epochs=epochs, epoch_s=epoch_s, derived_epoch_s=derived, trial_images_per_s=measured
+    )
 
 
 def trial_images_per_s(results: ResultsDir) -> float | None:
@@ -424,7 +466,7 @@ def _retrain_stage(
     results: ResultsDir,
     manifest: Manifest,
     best_config: TrainConfig,
-    data_ref: Any,
+    data: _RetrainData,
 ) -> list[dict[str, Any]]:
     from tuner.stages.retrain import retrain_seeds, seed_configs
 
@@ -437,13 +479,8 @@ def _retrain_stage(
         bucket.publish(results, "manifest.json")
 
     if todo:
-        if spec.retrain.dataset:  # retraining on other subsets: decoded once more, shared alike
-            data_ref = share_data(load_splits(best_config.dataset))
-        r = spec.retrain
-        cpus = r.cpus if r.cpus is not None else spec.resources.cpus
-        gpu = r.gpu if r.gpu is not None else spec.resources.gpu
         t0 = time.perf_counter()
-        retrain_seeds(todo, results, data_ref, cpus, gpu, record)
+        retrain_seeds(todo, results, data.ref(best_config), *data.resources(), record)
         # Summed over the processes that retrained (a resumed run adds its part).
         earlier = float(manifest.read().get("retrain_wall_s", 0.0))
         manifest.update(retrain_wall_s=earlier + time.perf_counter() - t0)

@@ -1,0 +1,56 @@
+"""The final training's epoch time, measured by a short probe of it (`tuner.stages.probe`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainable.config import build_config
+from trainable.data.datasets import load_splits
+from tuner.stages import probe
+from tuner.stages.probe import full_epoch_s
+
+TINY = {
+    "dataset": {
+        "name": "synthetic",
+        "num_classes": 3,
+        "image_size": 16,
+        "synthetic_train_size": 300,
+        "synthetic_test_size": 30,
+    },
+    "model": {"name": "smallnet", "width": 8, "depth": 2},
+    "batch_size": 50,
+    "epochs": 40,
+    "precision": "fp32",
+}
+
+
+def test_the_training_part_scales_with_the_images_the_rest_does_not() -> None:
+    # 2 s of training on 1,000 images plus 0.5 s of evaluation and checkpoint
+    assert full_epoch_s(2.0, 2.5, images=10_000, probed=1000) == pytest.approx(20.5)
+    assert full_epoch_s(2.0, 2.5, images=1000, probed=1000) == pytest.approx(2.5)
+    assert full_epoch_s(2.0, 1.9, images=1000, probed=1000) == pytest.approx(2.0)  # clock noise
+
+
+@pytest.mark.parametrize("cap", [10_000, 200])
+def test_the_probe_trains_two_epochs_on_at_most_its_share(
+    cap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe, "PROBE_IMAGES", cap)
+    config = build_config(TINY)
+    data = load_splits(config.dataset)
+    measured = probe._probe(config.to_dict(), data, 0.0)
+    assert measured["probed_images"] == min(cap, len(data.train))
+    assert measured["epoch_s"] > 0
+    # a refit probes the validation images too, as the final training trains on them
+    refit = build_config(TINY | {"dataset": TINY["dataset"] | {"val_fraction": 0.0}})
+    whole = len(load_splits(refit.dataset).train)
+    assert probe._probe(refit.to_dict(), data, 0.0)["probed_images"] == min(cap, whole)
+
+
+def test_a_config_two_epochs_cannot_train_gives_no_measurement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 100 images at batch 50: 4 steps in 2 epochs, a one-step warm-up the schedule refuses
+    monkeypatch.setattr(probe, "PROBE_IMAGES", 100)
+    config = build_config(TINY)
+    assert probe._probe(config.to_dict(), load_splits(config.dataset), 0.0) == {}

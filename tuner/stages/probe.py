@@ -1,0 +1,76 @@
+"""How long one epoch of the final training takes, measured where and as it will run.
+
+A run with a budget sizes its final training once the search is done. Deriving the epoch time
+from the trials' speed and the calibrated whole-machine speed-up missed by 25-30% either way
+(BENCHMARKS.md, "Own data", session 13): the trials ran side by side, one core each, and a
+small folder's epochs carry fixed costs (the checkpoint, the report) that the speed leaves
+out. The probe trains the final config for `PROBE_EPOCHS` epochs on at most `PROBE_IMAGES`
+of its images, as a Ray task with the final training's resources, and scales the second
+epoch (the first carries the set-up) to every image:
+
+    epoch_s = train_s * images / probed_images + (epoch wall - train_s)
+
+Costs a few seconds: two epochs of at most 8,192 images, and the task's start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from trainable.config import TrainConfig, build_config
+from trainable.data.datasets import Splits
+from trainable.errors import ConfigError
+from trainable.training.engine import train
+from tuner.integrations.cluster import user_errors_from_ray
+from tuner.search.limits import cap_gpu_memory
+
+PROBE_EPOCHS = 2
+PROBE_IMAGES = 8192
+
+
+def _probe(config_dict: dict[str, Any], data: Splits, gpu_fraction: float) -> dict[str, float]:
+    config = build_config(config_dict)
+    if config.dataset.val_fraction == 0:  # a refit trains on the validation images too
+        data = data.without_validation()
+    images = len(data.train)
+    probed = min(images, PROBE_IMAGES)
+    data = dataclasses.replace(data, train=data.train.take(np.arange(probed)))
+    cap_gpu_memory(gpu_fraction)
+    ends: list[float] = []
+    last: dict[str, float] = {}
+
+    def report(metrics: dict[str, float], _ckpt: Any) -> None:
+        ends.append(time.perf_counter())
+        last.update(metrics)
+
+    try:
+        short = build_config(config.to_dict() | {"epochs": PROBE_EPOCHS})
+        with tempfile.TemporaryDirectory(prefix="hpsearch-probe-") as out:
+            train(short, out, report=report, data=data, evaluate_best=False)
+    except ConfigError:  # e.g. a schedule too short for 2 epochs of a tiny folder
+        return {}
+    return {
+        "epoch_s": full_epoch_s(last["train_s"], ends[-1] - ends[-2], images, probed),
+        "probed_images": float(probed),
+    }
+
+
+def full_epoch_s(train_s: float, wall_s: float, images: int, probed: int) -> float:
+    """An epoch of `images` from one of `probed`: the training scales with the images, the
+    rest of the epoch (evaluation, checkpoint, report) does not."""
+    return train_s * images / probed + max(0.0, wall_s - train_s)
+
+
+def probe_epoch_s(config: TrainConfig, data_ref: Any, cpus: float, gpu: float) -> dict[str, float]:
+    """{"epoch_s", "probed_images"}: one epoch of `config` on every one of its training images;
+    {} when two epochs of it cannot be trained (the caller falls back to an estimate)."""
+    task = ray.remote(_probe).options(num_cpus=cpus, num_gpus=gpu)
+    with user_errors_from_ray():
+        measured: dict[str, float] = ray.get(task.remote(config.to_dict(), data_ref, gpu))
+    return measured
