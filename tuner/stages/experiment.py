@@ -347,7 +347,7 @@ def _retrain_epochs(
     if not probe:
         print("the probe could not train 2 epochs of this config: the trials' speed decides")
     elapsed = time.monotonic() - started
-    epochs = budget.epochs(elapsed, epoch_s=epoch_s)
+    epochs = budget.epochs(elapsed + probe.get("first_epochs_extra_s", 0.0), epoch_s=epoch_s)
     print(
         f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
         f"budget leaves ({epoch_s:.2f} s an epoch measured, {derived:.2f} s from the trials' "

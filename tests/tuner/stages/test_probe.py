@@ -25,10 +25,10 @@ TINY = {
 
 
 def test_the_training_part_scales_with_the_images_the_rest_does_not() -> None:
-    # 2 s of training on 1,000 images plus 0.5 s of evaluation and checkpoint
-    assert full_epoch_s(2.0, 2.5, images=10_000, probed=1000) == pytest.approx(20.5)
-    assert full_epoch_s(2.0, 2.5, images=1000, probed=1000) == pytest.approx(2.5)
-    assert full_epoch_s(2.0, 1.9, images=1000, probed=1000) == pytest.approx(2.0)  # clock noise
+    # 2 s of training on 1,000 images, 0.4 s of evaluation and 0.1 s of checkpoint
+    epoch = {"train_s": 2.0, "epoch_s": 2.4, "checkpoint_s": 0.1}
+    assert full_epoch_s(epoch, images=10_000, probed=1000) == pytest.approx(20.5)
+    assert full_epoch_s(epoch, images=1000, probed=1000) == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize("cap", [10_000, 200])
@@ -40,7 +40,7 @@ def test_the_probe_trains_two_epochs_on_at_most_its_share(
     data = load_splits(config.dataset)
     measured = probe._probe(config.to_dict(), data, 0.0)
     assert measured["probed_images"] == min(cap, len(data.train))
-    assert measured["epoch_s"] > 0
+    assert measured["epoch_s"] > 0 and measured["first_epochs_extra_s"] == 0  # no whitening stem
     # a refit probes the validation images too, as the final training trains on them
     refit = build_config(TINY | {"dataset": TINY["dataset"] | {"val_fraction": 0.0}})
     whole = len(load_splits(refit.dataset).train)
@@ -54,3 +54,16 @@ def test_a_config_two_epochs_cannot_train_gives_no_measurement(
     monkeypatch.setattr(probe, "PROBE_IMAGES", 100)
     config = build_config(TINY)
     assert probe._probe(config.to_dict(), load_splits(config.dataset), 0.0) == {}
+
+
+def test_a_whitening_stem_s_slower_first_epochs_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the probe's two epochs, as full epochs: 3 s (bias training) then 2 s
+    times = iter([3.0, 2.0])
+    monkeypatch.setattr(probe, "full_epoch_s", lambda *_a: next(times))
+    whiten = {"name": "fastnet", "width": 8, "depth": 2, "stem": "whiten"}
+    config = build_config(TINY | {"model": whiten | {"whiten": {"images": 64, "bias_epochs": 3}}})
+    measured = probe._probe(config.to_dict(), load_splits(config.dataset), 0.0)
+    # the final training's 3 bias epochs cost 1 s more each than the steady 2 s
+    assert measured["epoch_s"] == 2.0 and measured["first_epochs_extra_s"] == pytest.approx(3.0)
