@@ -284,6 +284,7 @@ def _run_stages(
         from tuner.stages.retrain import export
 
         test = export(best_config, outcomes, results)
+        # test_summary.json holds more (per-class means, seeds): read the record's fields
         manifest.mark_done("export", ExportDone.model_validate(test, context={"read": True}))
     if not manifest.done("deploy"):
         from tuner.stages.deploy import deploy

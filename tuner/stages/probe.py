@@ -62,6 +62,8 @@ def _probe(config_dict: dict[str, Any], data: Splits, gpu_fraction: float) -> di
             )
     except ConfigError:  # e.g. a schedule too short for 2 epochs of a tiny folder
         return {}
+    if len(epochs) < PROBE_EPOCHS:  # it diverged (the final training retries at a lower lr)
+        return {}
     first, steady = (full_epoch_s(m, images, probed) for m in epochs[:2])
     return {
         "epoch_s": steady,
@@ -81,7 +83,8 @@ def full_epoch_s(metrics: dict[str, float], images: int, probed: int) -> float:
 
 def probe_epoch_s(config: TrainConfig, data_ref: Any, cpus: float, gpu: float) -> dict[str, float]:
     """{"epoch_s", "probed_images"}: one epoch of `config` on every one of its training images;
-    {} when two epochs of it cannot be trained (the caller falls back to an estimate)."""
+    {} when two epochs of it cannot be trained or diverge (the caller falls back to an
+    estimate)."""
     task = ray.remote(_probe).options(num_cpus=cpus, num_gpus=gpu)
     with user_errors_from_ray():
         measured: dict[str, float] = ray.get(task.remote(config.to_dict(), data_ref, gpu))

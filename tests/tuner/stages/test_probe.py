@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from torch import nn
 
 from trainable.config import build_config
 from trainable.data.datasets import load_splits
+from trainable.model.registry import MODELS, register
 from tuner.stages import probe
 from tuner.stages.probe import full_epoch_s
 
@@ -67,3 +70,24 @@ def test_a_whitening_stem_s_slower_first_epochs_are_counted(
     measured = probe._probe(config.to_dict(), load_splits(config.dataset), 0.0)
     # the final training's 3 bias epochs cost 1 s more each than the steady 2 s
     assert measured["epoch_s"] == 2.0 and measured["first_epochs_extra_s"] == pytest.approx(3.0)
+
+
+def test_a_probe_that_diverges_gives_no_measurement() -> None:
+    @register("probe-nan")
+    def nan_net(num_classes: int, width: int, depth: int, dropout: float) -> nn.Module:
+        class Nan(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(3, num_classes)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                out = self.fc(x.mean(dim=(2, 3)))
+                return out * float("nan") if self.training else out  # NaN loss from step 1
+
+        return Nan()
+
+    try:
+        config = build_config(TINY | {"model": {"name": "probe-nan"}})
+        assert probe._probe(config.to_dict(), load_splits(config.dataset), 0.0) == {}
+    finally:
+        del MODELS["probe-nan"]
