@@ -15,7 +15,7 @@ from tests.trainable.data.test_inspect import flat_tree
 def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: Path) -> None:
     flat_tree(tmp_path / "pets", {"cat": 30, "dog": 30}, size=10)
     spec_file = tmp_path / "pets.yaml"
-    done = run_cli("tuner", "init", tmp_path / "pets", "--time-budget", "40s", "--out", spec_file)
+    done = run_cli("tuner", "init", tmp_path / "pets", "--time-budget", "60s", "--out", spec_file)
     assert done.returncode == 0, done.stderr[-2000:]
     raw = yaml.safe_load(spec_file.read_text())
     # Two epochs' worth of budget after the fixed costs: the baseline trains exactly that many.
