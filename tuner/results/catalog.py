@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from trainable.errors import UserError
 from trainable.vocab import REASON, TRIAL_ID, Objective
@@ -60,8 +61,12 @@ class Experiment:
 
     @property
     def outcome(self) -> Outcome | None:
-        """The finished search's outcome (None before it finished)."""
-        return read_outcome(self.manifest)
+        """The finished search's outcome (None before it finished, or when a damaged or much
+        older manifest lacks its fields: `list` and `show` then print '-', not a traceback)."""
+        try:
+            return read_outcome(self.manifest)
+        except ValidationError:
+            return None
 
     def test_summary(self) -> dict[str, Any] | None:
         path = self.results.test_summary

@@ -84,3 +84,16 @@ def test_the_outcome_exists_only_once_finished(tmp_path: Path) -> None:
     # the outcome sits beside the provenance, which it leaves alone
     assert data["data_provenance"] == "somewhere" and data["best_value"] == 0.75
     assert read_outcome(data | {"status": "interrupted"}) is None
+
+
+def test_a_finished_manifest_without_an_outcome_lists_as_dashes(tmp_path: Path) -> None:
+    from tuner.results.catalog import Experiment, overview
+    from tuner.spec import validate_spec
+
+    spec = validate_spec(
+        {"name": "old", "space": {"optimizer.lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+    )
+    exp = Experiment(tmp_path, spec, {"status": "finished", "started_at": "2026-01-01T00:00:00"})
+    assert exp.outcome is None
+    facts = overview(exp)
+    assert facts["status"] == "finished" and facts["trials"] == "-"
