@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainable.files.run_dir import MODEL_FILES
+
 
 @dataclass(frozen=True)
 class ResultsDir:
@@ -130,7 +132,7 @@ class ResultsDir:
 
     def model(self, fmt: str) -> Path:
         """The exported model: `onnx` or `torchscript`."""
-        return self.path / {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}[fmt]
+        return self.path / MODEL_FILES[fmt]  # the names a trainer run's export uses too
 
     def model_card(self) -> tuple[Path, Path]:
         """(model_card.md, model_card.json)"""
