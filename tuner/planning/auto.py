@@ -24,6 +24,7 @@ from tuner.planning.plan import (
     base_config,
     make_plan,
 )
+from tuner.planning.width import choose_width
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -60,18 +61,34 @@ def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned
         say(f"  {line}")
     machine = detect()
     say(f"  machine: {machine.line()}")
-    arch = architecture(data, machine)
-    from tuner.planning.calibrate import measure
+    from tuner.planning.calibrate import images_per_s, measure
 
     n = CALIBRATION_BATCH * 4
+    whole: float | None = None
+    width = None
+    if not machine.gpus:
+
+        def whole_speed(w: int) -> float:
+            say(f"  measuring width {w} with the whole machine ...")
+            arch = architecture(data, machine, w)
+            base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
+            return images_per_s(base, arch, len(data.classes), machine.cpus)
+
+        choice = choose_width(
+            data, machine, budget_s, whole_speed, lambda: time.perf_counter() - t0
+        )
+        for line in choice.lines:
+            say(f"  {line}")
+        width, whole = choice.width, choice.whole_images_per_s
+    arch = architecture(data, machine, width)
     base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
-    speed = measure(base, arch, len(data.classes), machine.cpus)
+    speed = measure(base, arch, len(data.classes), machine.cpus, whole)
     say(
         f"  training speed here: {speed.trial_images_per_s:,.0f} images/s per trial, "
         f"{speed.retrain_images_per_s:,.0f} with the whole machine"
     )
     try:
-        plan = make_plan(data, machine, budget_s, speed, time.perf_counter() - t0, name)
+        plan = make_plan(data, machine, budget_s, speed, time.perf_counter() - t0, name, arch.width)
     except ValueError as err:
         raise ConfigError(f"{err}; give a longer --time-budget") from None
     for note in plan.notes:

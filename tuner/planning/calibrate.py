@@ -21,7 +21,14 @@ CALIBRATION_STEPS = 6  # batches an epoch
 CALIBRATION_EPOCHS = 3
 
 
-def measure(base: dict[str, Any], arch: Architecture, num_classes: int, cpus: int) -> Speed:
+def measure(
+    base: dict[str, Any],
+    arch: Architecture,
+    num_classes: int,
+    cpus: int,
+    whole: float | None = None,
+) -> Speed:
+    """A trial's speed and the whole machine's (`whole` when already measured)."""
     t0 = time.perf_counter()
     print(
         f"measuring how fast the planned model trains here ({arch.image_size} px, width "
@@ -29,8 +36,11 @@ def measure(base: dict[str, Any], arch: Architecture, num_classes: int, cpus: in
         file=sys.stderr,
         flush=True,
     )
-    trial = _images_per_s(base, arch, num_classes, arch.cpus_per_trial)
-    whole = trial if cpus == arch.cpus_per_trial else _images_per_s(base, arch, num_classes, cpus)
+    trial = images_per_s(base, arch, num_classes, arch.cpus_per_trial)
+    if whole is None:
+        whole = (
+            trial if cpus == arch.cpus_per_trial else images_per_s(base, arch, num_classes, cpus)
+        )
     if arch.device == "cuda":  # trials share a GPU: each gets about its share of the card
         trial = whole * arch.gpu_per_trial
     else:
@@ -45,9 +55,7 @@ def bounded(trial: float, whole: float, threads_ratio: float) -> float:
     return min(max(whole, trial), trial * threads_ratio)
 
 
-def _images_per_s(
-    base: dict[str, Any], arch: Architecture, num_classes: int, threads: int
-) -> float:
+def images_per_s(base: dict[str, Any], arch: Architecture, num_classes: int, threads: int) -> float:
     from trainable.training.engine import train
 
     n = CALIBRATION_BATCH * CALIBRATION_STEPS

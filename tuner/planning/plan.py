@@ -60,6 +60,17 @@ GPU_IMAGE_SIZE_CAP = 128
 EVAL_SPEEDUP = 3.0  # evaluating an image costs about a third of training on it
 TTA_VIEWS = 6  # tta_hflip + tta_translate
 CALIBRATION_BATCH = 256
+# The model's width. On a CPU, the widest of CPU_WIDTHS whose final training still gets the
+# recipe's length (tuner.planning.width): on CIFAR-10, width 16 trained for 68 epochs in a
+# 10-minute run reached 87.44% (BENCHMARKS.md, "Own data"), while airbench94's width 64 for
+# its 10 epochs reached 90.85% in 449 s; capacity is worth more than epochs past the recipe's.
+CPU_WIDTHS = (16, 32, 48, 64)
+GPU_WIDTH = 64
+# The recipe's length: airbench94's hyperparameters were tuned for 10 epochs of CIFAR-10's
+# 50,000 images; a smaller folder needs more epochs for as many optimizer updates (the
+# default on a 2,800-image folder gained from 40 to 400 epochs, see MAX_RETRAIN_STEPS).
+RECIPE_EPOCHS = 10
+RECIPE_IMAGES_SEEN = 500_000
 
 
 @dataclass(frozen=True)
@@ -220,23 +231,53 @@ def base_config(
     }
 
 
-def architecture(data: FolderSummary, machine: Machine) -> Architecture:
-    """Image size, width and how trials share the machine: from the data and the machine."""
+def architecture(data: FolderSummary, machine: Machine, width: int | None = None) -> Architecture:
+    """Image size, width and how trials share the machine: from the data and the machine.
+    `width` is fastnet's (its stages have width, 4x and 4x channels); the narrowest a CPU
+    trains (CPU_WIDTHS[0]) or GPU_WIDTH when not given."""
     cap = GPU_IMAGE_SIZE_CAP if machine.gpus else CPU_IMAGE_SIZE_CAP
     size = max(8, min(cap, data.short_side()))
     if machine.gpus:
         # Four small trials per GPU keep it busy (BENCHMARKS.md, "GPU": packing).
         concurrency = 4 * machine.gpus
         return Architecture(
-            size, 64, "cuda", concurrency, max(1, machine.cpus // concurrency), 0.25
+            size, width or GPU_WIDTH, "cuda", concurrency, max(1, machine.cpus // concurrency), 0.25
         )
-    return Architecture(size, 16, "cpu", machine.cpus, 1, 0.0)
+    return Architecture(size, width or CPU_WIDTHS[0], "cpu", machine.cpus, 1, 0.0)
 
 
 def name_for(root: Path) -> str:
     """A results-folder name from the data folder's name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.resolve().name).strip("-._") or "data"
     return name[:90]
+
+
+@dataclass(frozen=True)
+class FixedCosts:
+    total_s: float  # everything below, the time already spent and the reserve
+    decode_s: float
+    test_s: float
+
+
+def fixed_costs(
+    data: FolderSummary,
+    machine: Machine,
+    budget_s: float,
+    retrain_images_per_s: float,
+    elapsed_s: float,
+) -> FixedCosts:
+    """What the run spends besides searching and the final training's epochs."""
+    decode_s = (data.num_train + data.num_test) * data.decode_s_per_image / machine.cpus
+    # The test split: once with TTA after retraining, then twice (PyTorch, ONNX Runtime) to
+    # check the exported model.
+    test_s = data.num_test * (TTA_VIEWS + 2) / (retrain_images_per_s * EVAL_SPEEDUP)
+    total = elapsed_s + decode_s + RAY_START_S + PROBE_S + test_s + EXPORT_S + RESERVE * budget_s
+    return FixedCosts(total, decode_s, test_s)
+
+
+def recipe_epochs(images: int) -> int:
+    """The final training's length the recipe was made for, on a folder of `images`."""
+    return max(RECIPE_EPOCHS, math.ceil(RECIPE_IMAGES_SEEN / max(1, images)))
 
 
 def make_plan(
@@ -246,16 +287,16 @@ def make_plan(
     speed: Speed,
     elapsed_s: float = 0.0,
     name: str | None = None,
+    width: int | None = None,
 ) -> Plan:
     """The run sized to `budget_s`, `elapsed_s` of which are already spent (inspecting and
-    measuring). Raises ValueError with the smallest workable budget when it is too short."""
-    arch = architecture(data, machine)
+    measuring), for a model of `width` (`tuner.planning.width` chooses it; `speed` is
+    measured at it). Raises ValueError with the smallest workable budget when it is too
+    short."""
+    arch = architecture(data, machine, width)
     n_all = data.num_train
-    decode_s = (data.num_train + data.num_test) * data.decode_s_per_image / machine.cpus
-    # The test split: once with TTA after retraining, then twice (PyTorch, ONNX Runtime) to
-    # check the exported model.
-    test_s = data.num_test * (TTA_VIEWS + 2) / (speed.retrain_images_per_s * EVAL_SPEEDUP)
-    fixed_s = elapsed_s + decode_s + RAY_START_S + PROBE_S + test_s + EXPORT_S + RESERVE * budget_s
+    fixed = fixed_costs(data, machine, budget_s, speed.retrain_images_per_s, elapsed_s)
+    fixed_s, decode_s, test_s = fixed.total_s, fixed.decode_s, fixed.test_s
     avail = budget_s - fixed_s
     epoch_s = n_all / speed.retrain_images_per_s
     if avail < 2 * epoch_s + TRIAL_OVERHEAD_S:
@@ -271,6 +312,13 @@ def make_plan(
         f"{test_s:.0f} s, export {EXPORT_S:.0f} s, reserve {RESERVE:.0%}"
     ]
     epochs = int(RETRAIN_SHARE * avail / epoch_s)
+    recipe = recipe_epochs(n_all)
+    if epochs < recipe <= (1 - SMALL_SEARCH_SHARE) * avail / epoch_s:
+        epochs = recipe
+        notes.append(
+            f"final training: the recipe's length, {recipe} epochs ({recipe * n_all:,} "
+            "images seen), before the search gets any more"
+        )
     cap = max(MAX_RETRAIN_EPOCHS, MAX_RETRAIN_STEPS * batch_for(int(n_all * 0.9)) // n_all)
     if epochs > cap:
         epochs = cap
