@@ -4,10 +4,10 @@
               object store; redone by every process (cheap: decoded files are cached)
     search    Ray Tune runs the trials (Optuna proposes, ASHA cuts); Tune's own state resumes it
     tables    trials.parquet and summary.csv from Tune's results; the winner and its config,
-              and the winner against the base config's own trial (`versus_base`)
+              and the winner against the base config's own trial (`winner`)
     plan_retrain  the final training's epochs: what `budget` leaves when the search is done
-              (an uninterrupted run; its epoch time from a 2-epoch probe, `probe`), else
-              `retrain.epochs`
+              (an uninterrupted run; its epoch time from a 2-epoch probe), else
+              `retrain.epochs` (`final_plan`)
     retrain   the winner retrained with each seed, tested once (`retrain/seed-<k>` per seed;
               a killed seed resumes from its last checkpoint, a finished one is never redone)
     export    best/ (checkpoint, test metrics, test_summary.json, config) and best_config.yaml
@@ -45,7 +45,6 @@ from tuner.integrations.cluster import (
     share_data,
 )
 from tuner.results import bucket
-from tuner.results.comparison import BaseComparison, Retrained
 from tuner.results.layout import ResultsDir
 from tuner.results.records import (
     DeployDone,
@@ -66,7 +65,9 @@ from tuner.search.stopping import (
 )
 from tuner.search.warm_start import WarmStart, load_warm_start
 from tuner.spec import SearchSpec, validate_spec
+from tuner.stages.final_plan import RetrainData, plan_final_training
 from tuner.stages.manifest import Manifest, SearchStatus, provenance
+from tuner.stages.winner import tables_stage
 
 
 def results_dir_for(spec: SearchSpec) -> ResultsDir:
@@ -268,13 +269,13 @@ def _run_stages(
         manifest.mark_done("search", SearchDone(wall_s=wall_s, ended_by_patience=patience))
         bucket.publish(results)
     if not manifest.done("tables"):
-        manifest.mark_done("tables", _tables_stage(search, grid, manifest, val_images))
+        manifest.mark_done("tables", tables_stage(search, grid, manifest, val_images))
         bucket.publish(results)
         tracker.tag_trials(results.summary)
     best_params = manifest.record("tables", TablesDone).best_params
-    retrain_data = _RetrainData(spec, data_ref)
+    retrain_data = RetrainData(spec, data_ref)
     if not manifest.done("plan_retrain"):
-        plan = _retrain_epochs(spec, results, started, best_params, retrain_data)
+        plan = plan_final_training(spec, results, started, best_params, retrain_data)
         manifest.mark_done("plan_retrain", plan)
     epochs = manifest.record("plan_retrain", RetrainPlan).epochs
     best_config = spec.retrain_config(best_params, epochs)
@@ -300,76 +301,6 @@ def _run_stages(
         if version is not None:  # tracking on and the registry took it
             manifest.mark_done("register", RegisterDone(model=spec.name, version=version))
     return _finish(manifest)
-
-
-class _RetrainData:
-    """The final training's data, shared once: the search's, or with `retrain.dataset` the
-    same source loaded again with the retraining's subsets."""
-
-    def __init__(self, spec: SearchSpec, search_ref: Any) -> None:
-        self.spec, self.search_ref, self._ref = spec, search_ref, None
-
-    def ref(self, config: TrainConfig) -> Any:
-        if self._ref is None:
-            fresh = self.spec.retrain.dataset
-            self._ref = share_data(load_splits(config.dataset)) if fresh else self.search_ref
-        return self._ref
-
-    def resources(self) -> tuple[float, float]:
-        """(cpus, gpu) of one retraining seed."""
-        r, s = self.spec.retrain, self.spec.resources
-        return (r.cpus if r.cpus is not None else s.cpus), (r.gpu if r.gpu is not None else s.gpu)
-
-
-def _retrain_epochs(
-    spec: SearchSpec,
-    results: ResultsDir,
-    started: float | None,
-    best_params: dict[str, Any],
-    data: _RetrainData,
-) -> RetrainPlan:
-    """The final training's epochs: what the run's budget leaves when the search is done, in
-    a run that went uninterrupted, one epoch's time measured by a short probe of the final
-    training (`tuner.stages.probe`); else `retrain.epochs` (a resumed run's clock has a gap)."""
-    planned = spec.retrain.epochs or spec.scheduler.max_t
-    budget = spec.budget
-    if budget is None or started is None:
-        return RetrainPlan(epochs=planned)
-    from tuner.stages.probe import PROBE_EPOCHS, probe_epoch_s
-
-    measured = trial_images_per_s(results)
-    derived = budget.epoch_s(measured)
-    config = spec.retrain_config(best_params, planned)
-    print(
-        f"measuring the final training's speed here ({PROBE_EPOCHS} short epochs) ...", flush=True
-    )
-    probe = probe_epoch_s(config, data.ref(config), *data.resources())
-    epoch_s = probe.get("epoch_s", derived)
-    if not probe:
-        print("the probe could not train 2 epochs of this config: the trials' speed decides")
-    elapsed = time.monotonic() - started
-    epochs = budget.epochs(elapsed + probe.get("first_epochs_extra_s", 0.0), epoch_s=epoch_s)
-    print(
-        f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
-        f"budget leaves ({epoch_s:.2f} s an epoch measured, {derived:.2f} s from the trials' "
-        f"speed; {planned} planned)",
-        flush=True,
-    )
-    return RetrainPlan(
-        epochs=epochs, epoch_s=epoch_s, derived_epoch_s=derived, trial_images_per_s=measured
-    )
-
-
-def trial_images_per_s(results: ResultsDir) -> float | None:
-    """The median training speed the trials reported after their first epoch (the first
-    carries start-up costs), or None without such rows."""
-    import pandas as pd
-
-    if not results.trials.is_file():
-        return None
-    rows = pd.read_parquet(results.trials, columns=["epoch", "images_per_s"])
-    steady = rows[rows["epoch"] >= 2]["images_per_s"].dropna()
-    return float(steady.median()) if len(steady) else None
 
 
 def _search_stage(
@@ -403,71 +334,12 @@ def _search_stage(
     return grid, time.perf_counter() - t0
 
 
-def _tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -> TablesDone:
-    """The tables and what later stages need from them (the config to retrain: the winner,
-    or the base config when the winner's gain over it is within noise), or one line if no
-    trial produced a result."""
-    from tuner.results.tables import write_tables
-    from tuner.search.progress import summary_line
-
-    spec = search.spec
-    grid = grid if grid is not None else search.results_grid()
-    objective = spec.scheduler.objective
-    rows, summary = write_tables(grid, search.results, objective, spec.time_budget_s)
-    wall_s = manifest.record("search", SearchDone).wall_s
-    line = summary_line(summary, objective.metric, wall_s)
-    print(f"\nsearch done: {line}", flush=True)
-    best_col = f"best_{objective.metric}"
-    if summary.empty or summary[best_col].isna().all():
-        manifest.update(status=SearchStatus.FAILED)
-        budget = f" within time_budget_s={spec.time_budget_s:g}" if spec.time_budget_s else ""
-        raise UserError(
-            f"no trial reported a finite {objective.metric}{budget}: nothing to retrain; the "
-            f"reasons are in {search.results.summary} (column 'reason')"
-        )
-    best = summary.iloc[0]
-    versus_base, base_params = _versus_base(spec, rows, summary, val_images)
-    best_params = search.params_of(str(best["trial_id"]), grid)
-    return TablesDone(
-        versus_base=versus_base,
-        retrained=Retrained.WINNER if base_params is None else Retrained.BASE,
-        summary=line,
-        trials=len(summary),
-        trial_status_counts=summary["status"].value_counts().to_dict(),
-        epochs_spent=len(rows),
-        best_trial_id=str(best["trial_id"]),
-        metric=objective.metric,
-        best_value=float(best[best_col]),
-        search_best_params=best_params,
-        best_params=best_params if base_params is None else base_params,
-    )
-
-
-def _versus_base(
-    spec: SearchSpec, rows: Any, summary: Any, val_images: int
-) -> tuple[BaseComparison | None, dict[str, Any] | None]:
-    """The winner against the base config's own trial (printed, and kept in the manifest),
-    and the base's values when they, not the winner's, are to be retrained."""
-    from tuner.results.tables import base_comparison
-
-    point, _ = spec.base_point()
-    objective = spec.scheduler.objective
-    if point is None:
-        return None, None
-    found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
-    if found is None:
-        return None, None
-    print(found.line(), flush=True)
-    keep_base = found.base_trial_id == found.best_trial_id or not found.winner_kept
-    return found, point if keep_base else None
-
-
 def _retrain_stage(
     spec: SearchSpec,
     results: ResultsDir,
     manifest: Manifest,
     best_config: TrainConfig,
-    data: _RetrainData,
+    data: RetrainData,
 ) -> list[dict[str, Any]]:
     from tuner.stages.retrain import retrain_seeds, seed_configs
 
