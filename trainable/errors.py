@@ -30,7 +30,7 @@ class ExitCode(IntEnum):
 
 EXIT_MEANINGS = {
     ExitCode.OK: "finished",
-    ExitCode.FAILED: "the run failed (it diverged, or every retraining seed failed), or a bug",
+    ExitCode.FAILED: "the run failed (it diverged, every seed failed, no trial met the constraints) or a bug",
     ExitCode.CONFIG: "a bad config, spec, flag or budget: nothing started, nothing written",
     ExitCode.DATA: "missing or malformed data (no class folders, too many broken images)",
     ExitCode.DEVICE: "a device the machine or the Ray cluster does not have",

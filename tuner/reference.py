@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from trainable.config import TrainConfig
-from tuner.spec import Param, SearchSpec
+from tuner.spec import Bound, Param, SearchSpec
 
 _BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "length >="))
 
@@ -85,11 +85,13 @@ def markdown() -> str:
         "",
         "## Search-space file (`search_spaces/*.yaml`)",
         "",
-        "`base` is a trainer config (above); `space` maps dotted trainer keys to a `Param`.",
+        "`base` is a trainer config (above); `space` maps dotted trainer keys to a `Param`;",
+        "`constraints` maps a measured cost (`params_m`, `macs_m`, `latency_ms`) to a `Bound`.",
         "",
         *head,
         *_rows(SearchSpec),
         *_rows(Param, "space.<key>."),
+        *_rows(Bound, "constraints.<cost>."),
         "",
     ]
     return "\n".join(parts)

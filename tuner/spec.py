@@ -253,6 +253,29 @@ class TrackingSpec(StrictModel):
     uri: str | None = Field(None, min_length=1)
 
 
+class Bound(StrictModel):
+    """Limits on one measured cost (`constraints`): `min`, `max` or both, inclusive."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Bound:
+        given = [v for v in (self.min, self.max) if v is not None]
+        if not given:
+            raise ValueError("a constraint needs 'min', 'max' or both")
+        if not all(math.isfinite(v) for v in given):
+            raise ValueError("a constraint's 'min' and 'max' must be finite numbers")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must be <= max ({self.max:g})")
+        return self
+
+
+# What a constraint may limit: the figures trainable.model.cost measures (millions of
+# parameters, millions of multiply-accumulates an image, milliseconds for one image).
+CostKey = Literal["params_m", "macs_m", "latency_ms"]
+
+
 class SearchSpec(StrictModel):
     name: str
     base: dict[str, Any] = Field(default_factory=dict)
@@ -272,6 +295,9 @@ class SearchSpec(StrictModel):
     # this much training plus the epoch in progress; short epochs pay for fewer writes.
     checkpoint_interval_s: float = Field(30.0, ge=0, le=86_400)
     storage_path: str = "results"
+    # Deployment limits measured per trial (tuner.results.constraints): the sampler steers
+    # away from trials that break them and the winner is the best trial that meets them all.
+    constraints: dict[CostKey, Bound] = Field(default_factory=dict)
 
     @field_validator("storage_path")
     @classmethod
@@ -328,8 +354,12 @@ class SearchSpec(StrictModel):
         return point, ""
 
     def base_config(self) -> TrainConfig:
-        """The base trainer config; its epochs are the scheduler's max_t."""
-        return build_config(deep_merge(self.base, {"epochs": self.scheduler.max_t}))
+        """The base trainer config; its epochs are the scheduler's max_t. Constraints turn
+        on the trainer's cost measurement."""
+        fixed: dict[str, Any] = {"epochs": self.scheduler.max_t}
+        if self.constraints:
+            fixed["measure_cost"] = True
+        return build_config(deep_merge(self.base, fixed))
 
 
 def _leaf_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> set[str]:

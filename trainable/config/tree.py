@@ -205,6 +205,10 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     deterministic: bool = False
+    # Parameters (params_m), MACs an image (macs_m) and batch-1 latency (latency_ms) measured
+    # after the first epoch and reported with every epoch (trainable.model.cost); a search's
+    # `constraints` turn it on.
+    measure_cost: bool = False
 
     @model_validator(mode="after")
     def _early_stopping_needs_a_validation_split(self) -> TrainConfig:

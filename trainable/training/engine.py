@@ -147,6 +147,8 @@ class _Run:
     saved_at: float = field(default_factory=time.perf_counter)  # the last checkpoint write
     pending_best: dict[str, Any] | None = None  # an improvement not written yet
     evaluate_best: bool = True  # per-class validation metrics of the best epoch at the end
+    input_shape: tuple[int, int, int] = (3, 32, 32)  # one image as the network takes it
+    cost: dict[str, float] | None = None  # measure_cost's figures, once measured
 
 
 def _setup(
@@ -194,6 +196,7 @@ def _setup(
         report=report,
         hooks=hooks,
         lookahead=lookahead,
+        input_shape=(3, int(splits.train.images.shape[1]), int(splits.train.images.shape[2])),
     )
 
 
@@ -244,6 +247,8 @@ def _fit(run: _Run, start: int) -> TrainResult:
             break
         # Without a validation split the metric is NaN and every epoch counts as the best so
         # far (a NaN best is always improved on): best/ holds the final epoch.
+        if config.measure_cost:
+            metrics |= _cost(run)
         improved = run.stopper.update(metrics[es.monitor], epoch)
         # 1.0 when training ends after this epoch by its own rules (schedule done or early
         # stop); a run cut before that (e.g. by a search scheduler) never reports final=1.
@@ -261,6 +266,16 @@ def _fit(run: _Run, start: int) -> TrainResult:
     )
     _final_evaluation(run, result)
     return result
+
+
+def _cost(run: _Run) -> dict[str, float]:
+    """The trained network's deployment cost, measured once, after the first epoch run."""
+    if run.cost is None:
+        from trainable.model.cost import measure_cost
+
+        cost = measure_cost(run.net, run.input_shape, run.rt.device, run.rt.autocast(), run.fmt)
+        run.cost = cost.metrics()
+    return run.cost
 
 
 def _run_epoch(run: _Run, epoch: int, compiling: bool) -> dict[str, float] | None:

@@ -222,3 +222,33 @@ def per_class_accuracy(
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     return _save(fig, path)
+
+
+def cost_tradeoff(
+    trials: pd.DataFrame,
+    metric_col: str,
+    cost: str,
+    front: Sequence[str],
+    limits: tuple[float | None, float | None],
+    path: Path,
+) -> Path:
+    """Each trial's best metric against one measured cost: feasible trials filled, the others
+    hollow, the Pareto front's trials ringed, the constraint's limits as dashed lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ok = trials["feasible"].astype(bool)
+    ax.scatter(trials.loc[ok, cost], trials.loc[ok, metric_col], color="tab:blue",
+               label="meets every constraint")  # fmt: skip
+    ax.scatter(trials.loc[~ok, cost], trials.loc[~ok, metric_col], facecolors="none",
+               edgecolors="tab:gray", label="breaks one")  # fmt: skip
+    on_front = trials["trial_id"].astype(str).isin(set(front))
+    ax.scatter(trials.loc[on_front, cost], trials.loc[on_front, metric_col], s=140,
+               facecolors="none", edgecolors="tab:red", label="Pareto front")  # fmt: skip
+    for limit in limits:
+        if limit is not None:
+            ax.axvline(limit, color="tab:red", linestyle="--", alpha=0.6)
+    ax.set_xlabel(cost)
+    ax.set_ylabel(metric_col)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

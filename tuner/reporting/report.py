@@ -162,6 +162,33 @@ def _test_split(exp: Experiment, out: Path) -> str:
     return f'<p>{html.escape(text)}</p><div class="pair">{pair}</div>'
 
 
+def _constraints(exp: Experiment, trials: pd.DataFrame, out: Path) -> str:
+    """The feasible set and the Pareto front on the metric and the constrained costs."""
+    from tuner.results.constraints import FEASIBLE, describe, pareto_front
+
+    metric_col = f"best_{exp.metric}"
+    keys = [k for k in exp.spec.constraints if k in trials.columns]
+    if FEASIBLE not in trials.columns or not keys:
+        return _note("No trial measured the constrained costs.")
+    front = pareto_front(trials, metric_col, exp.objective.sign, keys)
+    ids = front["trial_id"].astype(str).tolist()
+    text = (
+        f"{int(trials[FEASIBLE].sum())} of {len(trials)} trials met the constraints "
+        f"({describe(exp.spec.constraints)}); the winner is the best of these. The Pareto "
+        f"front ({len(front)} trials) holds the trials that no other trial beats on "
+        f"{exp.metric} and on {', '.join(keys)} at once."
+    )
+    images = ""
+    for key in keys:
+        bound = exp.spec.constraints[key]
+        path = plots.cost_tradeoff(
+            trials, metric_col, key, ids, (bound.min, bound.max), out / f"cost_{key}.png"
+        )
+        images += _img(path, f"{exp.metric} against {key}")
+    shown = front[["trial_id", metric_col, *keys, FEASIBLE]]
+    return f"<p>{html.escape(text)}</p>{images}" + _table(shown, metric_col, len(shown))
+
+
 def _table(trials: pd.DataFrame, metric_col: str, top: int) -> str:
     shown = trials.head(top).rename(columns=lambda c: c.removeprefix("config."))
     floats: dict[str | int, Callable[[Any], str]] = {
@@ -196,6 +223,8 @@ def build(results_dir: Path, top: int = 10) -> Path:
             _section(f"Hyperparameters vs. best {exp.metric}", _img(params, "params"), "params"),
             _section("Parallel coordinates", _img(parallel, "parallel coordinates"), "parallel"),
         ]
+    if exp.spec.constraints and len(trials):
+        parts.append(_section("Constraints", _constraints(exp, trials, out), "constraints"))
     parts.append(_section("Parameter importances", _importances(exp, out), "importances"))
     parts.append(
         _section("Retrained best configuration on the test split", _test_split(exp, out), "test")

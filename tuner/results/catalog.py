@@ -20,6 +20,8 @@ from pydantic import ValidationError
 
 from trainable.errors import UserError
 from trainable.vocab import REASON, TRIAL_ID, Objective
+from trainable.model.cost import COST_KEYS
+from tuner.results.constraints import FEASIBLE
 from tuner.results.layout import ResultsDir
 from tuner.results.records import Outcome, read_outcome
 from tuner.spec import SearchSpec, validate_spec
@@ -121,7 +123,8 @@ def trial_table(exp: Experiment) -> pd.DataFrame:
     """One row per trial, best first, as the search wrote it to `summary.csv`.
 
     Columns: trial_id, status, epochs, best_<metric>, `config.<key>` for each searched key,
-    then reason (last, as it is the only long text).
+    with constraints the measured costs and `feasible`, then reason (last, as it is the only
+    long text).
     """
     path = exp.results.summary
     if not path.is_file():
@@ -132,11 +135,17 @@ def trial_table(exp: Experiment) -> pd.DataFrame:
     summary = pd.read_csv(path, dtype={TRIAL_ID: str})
     best_col = f"best_{exp.metric}"
     keys = [f"config.{k}" for k in exp.spec.space if f"config.{k}" in summary.columns]
-    table = summary.reindex(columns=[TRIAL_ID, "status", "epochs", best_col, *keys, REASON])
+    # With constraints: the measured costs and whether the trial met them all.
+    costs = [c for c in (*COST_KEYS, FEASIBLE) if c in summary.columns]
+    table = summary.reindex(
+        columns=[TRIAL_ID, "status", "epochs", best_col, *keys, *costs, REASON]
+    )
     table[REASON] = table[REASON].fillna("")
-    return table.sort_values(
-        best_col, ascending=exp.objective.ascending, na_position="last"
-    ).reset_index(drop=True)
+    # Feasible trials first when there are constraints: the first row is the winner's.
+    by, ascending = [best_col], [exp.objective.ascending]
+    if FEASIBLE in table.columns:
+        by, ascending = [FEASIBLE, best_col], [False, exp.objective.ascending]
+    return table.sort_values(by, ascending=ascending, na_position="last").reset_index(drop=True)
 
 
 def read_rows(exp: Experiment) -> pd.DataFrame:

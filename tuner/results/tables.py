@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from ray.tune import Result, ResultGrid
 
 from trainable.files import atomic
 from trainable.vocab import ACCURACY_METRICS, DIVERGED, EPOCH, FINAL, REASON, TRIAL_ID, Objective, Status
+from trainable.model.cost import COST_KEYS
 from tuner.results.comparison import BaseComparison, required_gain, same_value
+from tuner.results.constraints import Limits, mark_feasible
 from tuner.results.layout import ResultsDir
 
 
@@ -112,6 +114,10 @@ def trial_summary(
             "train_s": float(group["train_s"].sum()) if len(group) else 0.0,
             REASON: trial_reason(result, status, epochs, budget_s),
         }
+        # The measured costs (with `constraints`): the same every epoch, the last one kept.
+        record.update(
+            {k: float(group[k].dropna().iloc[-1]) for k in COST_KEYS if k in group and group[k].notna().any()}
+        )
         record.update({f"config.{k}": v for k, v in (result.config or {}).items()})
         records.append(record)
     summary = pd.DataFrame(records)
@@ -123,11 +129,18 @@ def trial_summary(
 
 
 def write_tables(
-    grid: ResultGrid, results: ResultsDir, objective: Objective, budget_s: float | None = None
+    grid: ResultGrid,
+    results: ResultsDir,
+    objective: Objective,
+    budget_s: float | None = None,
+    constraints: Limits | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`trials.parquet` and `summary.csv`, each written atomically."""
+    """`trials.parquet` and `summary.csv`, each written atomically; with `constraints` the
+    summary has a `feasible` column and lists feasible trials first."""
     rows = trial_rows(grid)
     summary = trial_summary(rows, grid, objective, budget_s)
+    if constraints:
+        summary = mark_feasible(summary, constraints)
     with atomic.atomic_path(results.trials) as tmp:
         rows.to_parquet(tmp, index=False)
     with atomic.atomic_path(results.summary) as tmp:

@@ -22,6 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from trainable.vocab import DIVERGED, FINAL
 from tuner import compat
+from tuner.results.constraints import COST_ATTR, costs_of, named_violations
 from tuner.results.layout import ResultsDir
 from tuner.search.study import distributions, study_storage
 from tuner.search.warm_start import WarmStart, seed_study
@@ -42,6 +43,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
         # With results in a bucket: the journal to copy beside every state snapshot Tune
         # uploads (see save_to_dir).
         self.journal: Path | None = None
+        # The spec's constraints (tuner.results.constraints), set by make_searcher.
+        self.constraints: dict[Any, Any] = {}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._told_before_restore:
@@ -63,6 +66,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
             completed.add(trial_id)
             return
         ot_trial, study = compat.optuna_trials(self)[trial_id], compat.optuna_study(self)
+        self._record_cost(ot_trial, result or {})
         # An errored trial (Ray would tell COMPLETE with its last value when it has one) and a
         # diverged one (NaN loss) are failures for Optuna, not scores: TPE learns nothing false.
         if error or (result and result.get(DIVERGED)):
@@ -84,6 +88,19 @@ class PruneAwareOptunaSearch(OptunaSearch):
         except Exception as exc:  # same tolerance as the parent (e.g. NaN values)
             log.warning(exc)
         completed.add(trial_id)
+
+    def _record_cost(self, ot_trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """With `constraints`: the trial's measured costs (a user attribute, for the record)
+        and its violations (Optuna's constraints, which TPE and GP steer by), set before the
+        trial is told its value. Optuna ignores them on a failed trial."""
+        constraints = getattr(self, "constraints", None)  # None in a searcher pickled before
+        if not constraints:
+            return
+        cost = costs_of(result)
+        if cost:
+            ot_trial.set_user_attr(COST_ATTR, cost)
+        for name, value in named_violations(constraints, cost).items():
+            ot_trial.set_constraint(name, value)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         """Tune's state snapshot, plus (results in a bucket) a copy of the study journal: Tune
@@ -130,6 +147,7 @@ def make_searcher(
     )
     if results.remote is not None:
         searcher.journal = results.study
+    searcher.constraints = dict(spec.constraints)
     if spec.searcher.base_first:  # the study was made in __init__ (space, metric, mode given)
         enqueue_base(compat.optuna_study(searcher), spec)
     if warm is not None:
