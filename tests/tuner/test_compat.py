@@ -120,3 +120,12 @@ def test_tunes_resume_hint_is_held_back_and_nothing_else(caplog: pytest.LogCaptu
         "another warning",
         "Resume experiment with: after the block",
     ]
+
+
+def test_optuna_hypervolume_of_a_known_front() -> None:
+    import numpy as np
+
+    # two points of a 2-D minimisation front under (3, 3): areas 2 x 1 and 1 x 1, overlap none
+    points = np.asarray([[1.0, 2.0], [2.0, 1.0]])
+    assert compat.hypervolume(points, np.asarray([3.0, 3.0])) == 3.0
+    assert compat.hypervolume(points[:1], np.asarray([3.0, 3.0])) == 2.0
