@@ -69,11 +69,13 @@ def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned
     if not machine.gpus:
 
         def whole_speed(w: int) -> float:
-            say(f"  measuring width {w} with the whole machine ...")
             arch = architecture(data, machine, w)
             base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
-            return images_per_s(base, arch, len(data.classes), machine.cpus)
+            speed = images_per_s(base, arch, len(data.classes), machine.cpus)
+            say(f"  width {w}: {speed:,.0f} images/s with the whole machine")
+            return speed
 
+        say("  measuring widths in turn: the widest whose final training fits is kept ...")
         choice = choose_width(
             data, machine, budget_s, whole_speed, lambda: time.perf_counter() - t0
         )

@@ -34,7 +34,7 @@ from tuner.planning.plan import (
 class WidthChoice:
     width: int
     whole_images_per_s: float  # the final training's speed at `width`, measured
-    lines: tuple[str, ...]  # what was measured and why it stopped, for the user
+    lines: tuple[str, ...]  # why the climb stopped, for the user
 
 
 def recipe_fits(
@@ -65,17 +65,16 @@ def choose_width(
     the time the run has spent so far (measuring counts against the budget)."""
     width = CPU_WIDTHS[0]
     speed = whole_speed(width)
-    lines = [f"width {width}: {speed:,.0f} images/s"]
+    lines: list[str] = []
     for wider in CPU_WIDTHS[1:]:
         guess = speed * width / wider
         if not recipe_fits(data, machine, budget_s, guess, elapsed()):
             break
         measured = whole_speed(wider)
         if not recipe_fits(data, machine, budget_s, measured, elapsed()):
-            lines.append(f"width {wider}: {measured:,.0f} images/s, too slow for this budget")
+            lines.append(f"width {wider} does not fit this budget")
             break
         width, speed = wider, measured
-        lines.append(f"width {width}: {speed:,.0f} images/s")
     epochs = recipe_epochs(data.num_train)
     if recipe_fits(data, machine, budget_s, speed, elapsed()):
         why = f"the widest whose final training gets the recipe's {epochs} epochs in this budget"
