@@ -66,6 +66,11 @@ def search_arm(folder: Path, budget_s: float, work: Path, name: str) -> dict[str
             "time_budget_s"
         ),
         "lr_retried_seeds": test.get("lr_retried_seeds"),
+        # the final training's plan: its epoch measured by the probe, and as derived
+        "plan_retrain": manifest["stages"].get("plan_retrain"),
+        "width": yaml.safe_load((results / "search_space.yaml").read_text())["base"]["model"][
+            "width"
+        ],
         "spec": str(results / "search_space.yaml"),
     }
 
