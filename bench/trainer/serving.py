@@ -3,6 +3,10 @@ images/s on a folder against PyTorch eager on the same images and CPU (issue #26
 
     python -m bench.trainer.serving results/<run> --images ../shared/datasets/cifar10-jpeg/test
 
+The run is a search's results folder or a production training's (`python -m trainable train
+--out RUN`, then `python -m trainable export RUN`): both keep `best/checkpoint.pt`,
+`model.onnx` and `model_card.json` under the same names.
+
 Both sides decode every image the same way (`trainable.data.decode`) and classify in batches
 of 64: `predict` as a user runs it (a subprocess with ONNX Runtime), PyTorch eager in this
 process on the checkpoint the model was exported from.
