@@ -79,3 +79,15 @@ def test_the_spec_checks_its_constraints_and_turns_measuring_on(tmp_path) -> Non
         with pytest.raises(ConfigError) as err:
             validate_spec(tiny_spec("c", str(tmp_path), constraints=bad))
         assert words in str(err.value)
+
+
+def test_constraints_come_from_the_command_line_too(tmp_path) -> None:
+    from trainable.config import deep_merge, parse_overrides
+
+    raw = deep_merge(
+        tiny_spec("c", str(tmp_path)),
+        parse_overrides(["constraints.latency_ms.max=2", "constraints.params_m.max=1"]),
+    )
+    spec = validate_spec(raw)
+    assert spec.constraints["latency_ms"].max == 2 and spec.constraints["params_m"].max == 1
+    assert describe(spec.constraints) == "latency_ms <= 2, params_m <= 1"
