@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -30,12 +29,11 @@ from typing import Any
 import numpy as np
 
 from bench.search import lookup
-from bench.search.tabular import mean_ci, spec_for
+from bench.search.tabular import mean_ci, ray_search, spec_for
 from bench.search.tabular_report import difference
 from bench.support.env import environment, write_json
 from tuner import compat
 from tuner.results.constraints import is_feasible
-from tuner.results.layout import ResultsDir
 from tuner.spec import Bound
 
 NB201 = [t for t in lookup.TABLES if t.startswith("nb201")]
@@ -87,16 +85,8 @@ def score(table: str, bounds: dict[str, Bound], configs: Sequence[dict[str, Any]
 
 
 def run_tpe(table: str, bounds: dict[str, Bound], seed: int, evals: int, conc: int) -> list:
-    from tuner.search.run import SearchRun
-    from tuner.search.study import load_study
-
     spec = spec_for(table, "tpe", seed, evals, conc).model_copy(update={"constraints": bounds})
-    with tempfile.TemporaryDirectory(prefix="bench-constrained-") as tmp:
-        results = ResultsDir(Path(tmp) / spec.name)
-        results.path.mkdir()
-        trainable = lookup.lookup_trainable(table, costs=True)
-        SearchRun(spec, results, None, trainable=trainable).fit(callbacks=[])
-        trials = sorted(load_study(results.path, spec.name).trials, key=lambda t: t.number)
+    trials, _ = ray_search(spec, table, costs=True)
     return [lookup.decode(table, t.params) for t in trials if t.value is not None]
 
 

@@ -90,19 +90,25 @@ class SearchRecord:
     wall_s: float
 
 
-def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -> SearchRecord:
+def ray_search(spec: SearchSpec, table: str, costs: bool = False) -> tuple[list[Any], float]:
+    """A real search of the table's lookup trainable (`SearchRun`) in a temporary results
+    folder: the study's trials in proposal order, and fit()'s wall time."""
     from tuner.search.run import SearchRun
     from tuner.search.study import load_study
 
-    spec = spec_for(table, arm, seed, evals, concurrency)
-    with tempfile.TemporaryDirectory(prefix="bench-tabular-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-lookup-") as tmp:
         results = ResultsDir(Path(tmp) / spec.name)
         results.path.mkdir()
-        search = SearchRun(spec, results, None, trainable=lookup_trainable(table))
+        search = SearchRun(spec, results, None, trainable=lookup_trainable(table, costs))
         t0 = time.perf_counter()
         search.fit(callbacks=[])
         wall = time.perf_counter() - t0
         trials = sorted(load_study(results.path, spec.name).trials, key=lambda t: t.number)
+    return trials, wall
+
+
+def run_ray_arm(table: str, arm: str, seed: int, evals: int, concurrency: int) -> SearchRecord:
+    trials, wall = ray_search(spec_for(table, arm, seed, evals, concurrency), table)
     done = [(t.params, t.value) for t in trials if t.value is not None]
     return SearchRecord([decode(table, p) for p, _ in done], [float(v) for _, v in done], wall)
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.search.lookup import TABLES, lookup_trainable
-from bench.search.tabular import spec_for
+from bench.search.lookup import TABLES
+from bench.search.tabular import ray_search, spec_for
 from bench.support.env import environment, write_json
-from tuner.results.layout import ResultsDir
 
 
 def driver_rss_mib() -> float:
@@ -35,23 +32,12 @@ def driver_rss_mib() -> float:
 
 
 def one_search(table: str, trials: int, concurrency: int, window: int) -> dict[str, Any]:
-    from tuner.search.run import SearchRun
-    from tuner.search.study import load_study
-
     spec = spec_for(table, "tpe", 0, trials, concurrency)
     rss_before = driver_rss_mib()
-    with tempfile.TemporaryDirectory(prefix="bench-trial-cost-") as tmp:
-        results = ResultsDir(Path(tmp) / spec.name)
-        results.path.mkdir()
-        search = SearchRun(spec, results, None, trainable=lookup_trainable(table))
-        t0 = time.perf_counter()
-        search.fit(callbacks=[])
-        wall = time.perf_counter() - t0
-        done = sorted(
-            t.datetime_complete.timestamp()
-            for t in load_study(results.path, spec.name).trials
-            if t.datetime_complete is not None
-        )
+    study_trials, wall = ray_search(spec, table)
+    done = sorted(
+        t.datetime_complete.timestamp() for t in study_trials if t.datetime_complete is not None
+    )
     # ms a trial in each window of completions: the gaps between the first and last of it
     windows = [
         1000

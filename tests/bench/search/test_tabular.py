@@ -92,3 +92,18 @@ def test_nb201_cells_carry_their_costs_and_the_whole_front_scores_one() -> None:
     assert everything["regret"] == 0.0 and everything["hypervolume"] == pytest.approx(1.0)
     nothing = constrained.score("nb201-cifar10", bounds, [])
     assert nothing == {"feasible_found": 0, "regret": 1.0, "hypervolume": 0.0}
+
+
+@pytest.mark.slow
+def test_the_trial_cost_bench_times_windows_and_memory(tmp_path: Path) -> None:
+    from bench.search import trial_cost
+
+    out = tmp_path / "trial_cost.json"
+    args = ["--trials", "20", "--concurrency", "2", "--window", "10", "--json", str(out)]
+    assert trial_cost.main(args) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["completed"] == 20 and row["ms_per_trial"] > 0
+    assert len(row["ms_per_trial_by_window"]) == 2 and all(
+        w > 0 for w in row["ms_per_trial_by_window"]
+    )
+    assert row["driver_rss_mib_after"] > 0
