@@ -124,6 +124,10 @@ class SearcherSpec(StrictModel):
     # more than retrain.min_gain (tuner/search/patience.py); None: run to num_samples or
     # time_budget_s. With a budget, the final training gets the time it leaves.
     patience: int | None = Field(None, ge=1, le=100_000)
+    # Two runs of the same spec and seed give the same trials, stops and winner, concurrent
+    # trials included: trials run in batches of max_concurrent_trials (tuner/search/lockstep.py).
+    # Costs idle slots while a batch waits for its slowest trial.
+    reproducible: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> SearcherSpec:
@@ -324,6 +328,34 @@ class SearchSpec(StrictModel):
     def _check_space(self) -> SearchSpec:
         if not self.space:
             raise ValueError("space must search at least one trainer key")
+        return self
+
+    @model_validator(mode="after")
+    def _check_reproducible(self) -> SearchSpec:
+        """What would make a reproducible search depend on the machine's speed or size."""
+        if not self.searcher.reproducible:
+            return self
+        why = {
+            "time_budget_s": "a time budget ends the search at a moment that depends on the "
+            "machine's speed; bound it by num_samples",
+            "searcher.patience": "patience counts trials in the order they end; bound the "
+            "search by num_samples",
+            "constraints.latency_ms": "latency is measured, and varies from run to run; "
+            "constrain params_m or macs_m",
+        }
+        given = {
+            "time_budget_s": self.time_budget_s is not None,
+            "searcher.patience": self.searcher.patience is not None,
+            "constraints.latency_ms": "latency_ms" in self.constraints,
+        }
+        for key, present in given.items():
+            if present:
+                raise ValueError(f"searcher.reproducible cannot go with {key}: {why[key]}")
+        if self.max_concurrent_trials is None:
+            raise ValueError(
+                "searcher.reproducible needs max_concurrent_trials (the size of its batches; "
+                "taken from the cluster's size, the search would change with the machine)"
+            )
         return self
 
     def retrain_config(self, params: dict[str, Any], epochs: int | None = None) -> TrainConfig:

@@ -239,7 +239,7 @@ class TrainConfig(StrictModel):
 def one_line_error(err: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
     """First validation problem as `key: got VALUE; WHAT IS ALLOWED` (one line, bounded length)."""
     first = err.errors(include_url=False)[0]
-    key = clip(".".join(str(p) for p in first["loc"]) or "<config>", 120)
+    key = clip(".".join(str(p) for p in first["loc"]), 120)
     value = first.get("input")
     if first["type"] == "extra_forbidden":
         parent = _submodel(model, [str(p) for p in first["loc"][:-1]])
@@ -248,6 +248,8 @@ def one_line_error(err: ValidationError, model: type[BaseModel] = TrainConfig) -
     if first["type"] == "missing":
         return f"config key '{key}' is required but missing"
     msg = clip(first["msg"].removeprefix("Value error, "), 300)
+    if not first["loc"]:  # a rule across keys: its message names them
+        return msg
     shown = clip(repr(value)) if not isinstance(value, Mapping) else "a mapping"
     return f"config key '{key}': got {shown}; {msg}"
 

@@ -153,29 +153,41 @@ class SearchRun:
     def _new_tuner(self, concurrency: int, callbacks: list[Any]) -> tune.Tuner:
         from ray.tune.schedulers import FIFOScheduler
 
+        from tuner.search.lockstep import Lockstep, LockstepASHA
         from tuner.search.progress import live_table
         from tuner.search.schedulers import BaseKeepingASHA
 
         spec, s = self.spec, self.spec.scheduler
         base_point = spec.base_point()[0] if spec.searcher.base_first else None
-        scheduler = (
-            BaseKeepingASHA(
+        search_alg = self.search_alg(spec, self.results, self.warm)
+        scheduler: Any = FIFOScheduler()
+        if spec.searcher.reproducible:
+            search_alg = Lockstep(search_alg, concurrency, spec.num_samples)
+            if s.kind == "asha":
+                scheduler = LockstepASHA(
+                    metric=s.metric,
+                    mode=s.mode,
+                    rungs=s.rungs(),
+                    reduction_factor=s.reduction_factor,
+                    batch=concurrency,
+                    base_point=base_point,
+                )
+        elif s.kind == "asha":
+            scheduler = BaseKeepingASHA(
                 base_point,
                 time_attr="training_iteration",
                 max_t=s.max_t,
                 grace_period=s.grace_period,
                 reduction_factor=s.reduction_factor,
             )
-            if s.kind == "asha"
-            else FIFOScheduler()
-        )
         tune_config = tune.TuneConfig(
             metric=s.metric,
             mode=s.mode,
-            search_alg=self.search_alg(spec, self.results, self.warm),
+            search_alg=search_alg,
             scheduler=scheduler,
             num_samples=spec.num_samples,
-            max_concurrent_trials=concurrency,
+            # Lockstep limits concurrency by its batches (Tune would wrap it in a limiter).
+            max_concurrent_trials=None if spec.searcher.reproducible else concurrency,
             trial_dirname_creator=_trial_name,
             trial_name_creator=_trial_name,
             time_budget_s=spec.time_budget_s,

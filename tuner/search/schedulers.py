@@ -27,13 +27,18 @@ class BaseKeepingASHA(ASHAScheduler):
         self.base_point = base_point
 
     def is_base(self, config: dict[str, Any]) -> bool:
-        if not self.base_point:
-            return False
-        flat = flatten_dict(config, delimiter=".")  # OptunaSearch nests the dotted keys
-        return all(k in flat and same_value(flat[k], v) for k, v in self.base_point.items())
+        return is_base_config(self.base_point, config)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         decision: str = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and self.is_base(trial.config):
             return TrialScheduler.CONTINUE  # the trainer ends the base trial at max_t itself
         return decision
+
+
+def is_base_config(base_point: dict[str, Any] | None, config: dict[str, Any]) -> bool:
+    """Whether a trial's config holds the base config's values of the searched keys."""
+    if not base_point:
+        return False
+    flat = flatten_dict(config, delimiter=".")  # OptunaSearch nests the dotted keys
+    return all(k in flat and same_value(flat[k], v) for k, v in base_point.items())
