@@ -54,6 +54,11 @@ class DatasetConfig(StrictModel):
     synthetic_train_size: int = Field(2000, ge=10)
     synthetic_test_size: int = Field(500, ge=10)
 
+    @property
+    def input_size(self) -> int:
+        """The side of the images the network sees: CIFAR-10's own 32 px, else image_size."""
+        return 32 if self.name == "cifar10" else self.image_size
+
 
 class ModelConfig(StrictModel):
     name: str = "smallnet"

@@ -42,7 +42,7 @@ class Serving(nn.Module):
 def serving_model(state: dict[str, Any]) -> tuple[Serving, TrainConfig]:
     """The checkpoint's network in eval mode on the CPU, in float32, wrapped for serving."""
     config = build_config(state["config"])
-    net = build_network(config.model, len(state["classes"]))
+    net = build_network(config.model, len(state["classes"]), config.dataset.input_size)
     net.load_state_dict(state["model"])
     model = Serving(net, state["norm"]["mean"], state["norm"]["std"], config.dataset.image_size)
     return model.eval(), config

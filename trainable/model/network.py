@@ -12,12 +12,15 @@ from trainable.model.layers import dirac_init, set_batchnorm, whitening_layer
 from trainable.model.registry import build_model, fastnet
 
 
-def build_network(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    """The registered backbone with the config's stem, initialisation and BatchNorm settings.
-    A whitening stem starts as zeros here: `init_from_data` sets it for training, and a
-    checkpoint's weights are loaded over it for evaluation."""
-    if cfg.stem == "whiten":  # the config allows it for fastnet only
-        net = fastnet(num_classes, cfg.width, cfg.depth, cfg.dropout, stem="whiten")
+def build_network(cfg: ModelConfig, num_classes: int, input_size: int = 32) -> nn.Module:
+    """The registered backbone with the config's stem, initialisation and BatchNorm settings,
+    for images of `input_size` pixels a side (`DatasetConfig.input_size`). A whitening stem
+    starts as zeros here: `init_from_data` sets it for training, and a checkpoint's weights
+    are loaded over it for evaluation."""
+    if cfg.name == "fastnet":  # sized to the input: small images pool fewer times
+        net = fastnet(
+            num_classes, cfg.width, cfg.depth, cfg.dropout, stem=cfg.stem, input_size=input_size
+        )
     else:
         net = build_model(cfg.name, num_classes, cfg.width, cfg.depth, cfg.dropout)
     if cfg.conv_init == "dirac":

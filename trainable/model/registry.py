@@ -122,15 +122,16 @@ class Scale(nn.Module):
         return f"factor={self.factor}"
 
 
-def conv_pool_bn(c_in: int, c_out: int, convs: int) -> nn.Sequential:
+def conv_pool_bn(c_in: int, c_out: int, convs: int, pool: bool = True) -> nn.Sequential:
     """conv, max-pool, BN, GELU, then `convs - 1` x (conv, BN, GELU), all at c_out channels.
 
     Pooling right after the first conv (before BN) is airbench's order: the BN and the
     following convs run at a quarter of the pixels, and BN sees the pooled statistics.
+    `pool=False` keeps the layer's place (an identity), so weights load by the same names.
     """
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.MaxPool2d(2),
+        nn.MaxPool2d(2) if pool else nn.Identity(),
         nn.BatchNorm2d(c_out),
         nn.GELU(),
     ]
@@ -142,7 +143,13 @@ def conv_pool_bn(c_in: int, c_out: int, convs: int) -> nn.Sequential:
 
 @register("fastnet")
 def fastnet(
-    num_classes: int, width: int, depth: int, dropout: float, *, stem: str = "conv"
+    num_classes: int,
+    width: int,
+    depth: int,
+    dropout: float,
+    *,
+    stem: str = "conv",
+    input_size: int = 32,
 ) -> nn.Module:
     """An airbench94-like net (Jordan, 2024), sized for GPU speed; width 64, depth 2 = its layout.
 
@@ -152,7 +159,9 @@ def fastnet(
     logits are scaled by 1/9: small logits at initialisation, as in airbench. The stem is a
     learned 3x3 conv to `width // 2` channels + BN + GELU (`stem="conv"`), or airbench's
     fixed 2x2 whitening conv to 24 channels + GELU (`stem="whiten"`, initialised from the
-    data by `network.init_from_data`). Convs are padded, so any input of 8+ pixels works.
+    data by `network.init_from_data`). A block pools only while its input has 2+ pixels a
+    side (`input_size`, less one after the unpadded whitening conv): 32 px pools in all three
+    (31, 15, 7 -> 3), 8 px in the first two (7, 3 -> 1), so any input of 8+ pixels works.
     """
     from trainable.model.layers import (
         Whitening,  # deferred: layers is the recipe's, not the registry's
@@ -165,11 +174,13 @@ def fastnet(
     else:
         c_stem = max(width // 2, 1)
         head = [nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem), nn.GELU()]
+    side, blocks = input_size - 1 if stem == "whiten" else input_size, []
+    for c_in, c_out in ((c_stem, width), (width, 4 * width), (4 * width, 4 * width)):
+        blocks.append(conv_pool_bn(c_in, c_out, depth, pool=side >= 2))
+        side = side // 2 if side >= 2 else side
     return nn.Sequential(
         *head,
-        conv_pool_bn(c_stem, width, depth),
-        conv_pool_bn(width, 4 * width, depth),
-        conv_pool_bn(4 * width, 4 * width, depth),
+        *blocks,
         nn.AdaptiveMaxPool2d(1),
         nn.Flatten(),
         nn.Dropout(dropout),

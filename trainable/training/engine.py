@@ -161,7 +161,7 @@ def _setup(
 ) -> _Run:
     torch.manual_seed(config.seed)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = build_network(config.model, len(splits.classes))
+    net = build_network(config.model, len(splits.classes), config.dataset.input_size)
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     mean, std = channel_stats(splits.train.images)
     init_from_data(net, config.model, splits.train.images, mean, std)

@@ -141,7 +141,7 @@ def evaluate(
     rt = resolve(config)
     classes = list(state["classes"])
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = build_network(config.model, len(classes))
+    net = build_network(config.model, len(classes), config.dataset.input_size)
     net.load_state_dict(state["model"])
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
     batches = eval_batches(config, data, rt, state["norm"]["mean"], state["norm"]["std"])

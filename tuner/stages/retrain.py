@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _train_until_stable(
         result = train(
             scale_lr(config, scale),
             out,
-            report=lambda m, _d: _progress(config, m),
+            report=_Progress(config),
             data=data,
             resume_from=last if last.is_file() else None,
         )
@@ -118,13 +119,25 @@ def _train_until_stable(
     raise AssertionError("unreachable: the last scale returns")
 
 
-def _progress(config: TrainConfig, m: dict[str, float]) -> None:
-    """One line per epoch of a retraining seed (Ray forwards it to the driver's terminal)."""
-    print(
-        f"retraining seed {config.seed}: epoch {int(m['epoch'])}/{config.epochs}  "
-        f"train loss {m['train_loss']:.4f}  {m['epoch_s']:.1f} s  {m['images_per_s']:.0f} img/s",
-        flush=True,
-    )
+class _Progress:
+    """A retraining seed's epochs on the driver's terminal (Ray forwards what it prints): the
+    first and last epoch, and one line every `every_s` seconds between. On a small folder an
+    epoch takes a tenth of a second, and a line each made hundreds of lines."""
+
+    def __init__(self, config: TrainConfig, every_s: float = 5.0) -> None:
+        self.config, self.every_s, self.last = config, every_s, -math.inf
+
+    def __call__(self, m: dict[str, float], _checkpoint: Any = None) -> None:
+        epoch, now = int(m["epoch"]), time.monotonic()
+        if epoch not in (1, self.config.epochs) and now - self.last < self.every_s:
+            return
+        self.last = now
+        print(
+            f"retraining seed {self.config.seed}: epoch {epoch}/{self.config.epochs}  "
+            f"train loss {m['train_loss']:.4f}  {m['epoch_s']:.1f} s  "
+            f"{m['images_per_s']:.0f} img/s",
+            flush=True,
+        )
 
 
 def seed_configs(best_config: TrainConfig, seeds: int) -> list[TrainConfig]:

@@ -172,3 +172,18 @@ def test_evaluation_rebuilds_a_whitened_net_from_its_checkpoint() -> None:
     fresh = build_network(cfg, 4)
     fresh.load_state_dict(trained.state_dict())  # the fixed filters travel in the state dict
     assert torch.equal(fresh[0].weight, trained[0].weight)
+
+
+@pytest.mark.parametrize("stem", ["whiten", "conv"])
+@pytest.mark.parametrize("size", [8, 9, 12, 32, 64])
+def test_fastnet_pools_only_while_the_map_has_pixels_to_pool(stem: str, size: int) -> None:
+    """8 px through a whitening stem (7 px) once crashed at the third pool (1 px to 0); now
+    small inputs pool fewer times, 32 px pools in all three blocks as airbench does, and the
+    weights keep their names whatever the size (a checkpoint loads into any build)."""
+    cfg = ModelConfig(name="fastnet", width=4, depth=1, stem=stem)  # type: ignore[arg-type]
+    net = build_network(cfg, 5, input_size=size).eval()
+    assert net(torch.randn(2, 3, size, size)).shape == (2, 5)
+    pools = sum(isinstance(m, nn.MaxPool2d) for m in net.modules())
+    side = size - 1 if stem == "whiten" else size
+    assert pools == min(3, int(np.floor(np.log2(side))))  # halve while 2+ pixels remain
+    assert net.state_dict().keys() == build_network(cfg, 5).state_dict().keys()

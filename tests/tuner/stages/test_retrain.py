@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from trainable.config import TrainConfig
 from trainable.data.datasets import load_splits
 from trainable.vocab import Status
-from tuner.stages.retrain import LR_SCALE_FILE, _train_until_stable
+from tuner.stages.retrain import LR_SCALE_FILE, _Progress, _train_until_stable
 
 EXPLODES = {"name": "adamw", "lr": 10.0, "weight_decay": 1.0}
 
@@ -39,3 +41,19 @@ def test_the_last_scale_is_kept_when_every_rate_diverges(
     data = load_splits(config.dataset)
     result, scale, diverged = _train_until_stable(config, tmp_path, data, (1.0, 0.9))
     assert result.status == Status.DIVERGED and scale == 0.9 and diverged == [1.0]
+
+
+def test_epoch_lines_are_throttled_but_the_first_and_last_always_shown(
+    tiny_config: Callable[..., TrainConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """560 epochs of a tenth of a second on a small folder once printed 560 lines."""
+    config = tiny_config(epochs=50)
+    report = _Progress(config, every_s=3600)
+    for epoch in range(1, 51):
+        report({"epoch": epoch, "train_loss": 0.5, "epoch_s": 0.1, "images_per_s": 9e3})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split()[1] for line in lines] == ["1/50", "50/50"]
+    every = _Progress(config, every_s=0)
+    for epoch in range(1, 4):
+        every({"epoch": epoch, "train_loss": 0.5, "epoch_s": 0.1, "images_per_s": 9e3})
+    assert len(capsys.readouterr().out.splitlines()) == 3
