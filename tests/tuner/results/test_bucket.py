@@ -18,8 +18,8 @@ from bench.support.killing import _reap_group, start_run
 from tests.conftest import S3, run_cli
 from tests.tuner.conftest import tiny_spec, write_spec
 from trainable.files import storage
-from tuner.results import bucket
 from tuner.cli import main as tuner_main
+from tuner.results import bucket
 from tuner.results.layout import ResultsDir
 from tuner.search.searcher import make_searcher
 from tuner.spec import validate_spec

@@ -8,6 +8,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from tests.tuner.conftest import tiny_spec
 from trainable.errors import ConfigError
 from tuner.results.constraints import (
     costs_of,
@@ -19,14 +20,17 @@ from tuner.results.constraints import (
     violations,
 )
 from tuner.spec import Bound, validate_spec
-from tests.tuner.conftest import tiny_spec
 
 LIMITS = {"latency_ms": Bound(max=2.0), "params_m": Bound(min=0.1, max=1.0)}
 
 
 def test_violations_are_signed_distances_and_unmeasured_breaks() -> None:
     assert violations(LIMITS, {"latency_ms": 1.5, "params_m": 0.5}) == [-0.5, -0.5, -0.4]
-    assert violations(LIMITS, {"latency_ms": 3.0, "params_m": 0.05}) == [1.0, -0.95, pytest.approx(0.05)]
+    assert violations(LIMITS, {"latency_ms": 3.0, "params_m": 0.05}) == [
+        1.0,
+        -0.95,
+        pytest.approx(0.05),
+    ]
     assert violations(LIMITS, {"latency_ms": math.nan}) == [1.0, 1.0, 1.0]
     assert is_feasible(LIMITS, {"latency_ms": 2.0, "params_m": 1.0})  # limits are inclusive
     assert not is_feasible(LIMITS, {"latency_ms": 2.01, "params_m": 1.0})
@@ -41,7 +45,9 @@ def test_optuna_s_tpe_steers_by_the_named_violations() -> None:
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
     for latency in (1.0, 3.0):
         t = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-        for name, value in named_violations(LIMITS, {"latency_ms": latency, "params_m": 0.5}).items():
+        for name, value in named_violations(
+            LIMITS, {"latency_ms": latency, "params_m": 0.5}
+        ).items():
             t.set_constraint(name, value)
         study.tell(t, 0.5)
     assert [t.constraints["latency_ms.max"] for t in study.trials] == [-1.0, 1.0]

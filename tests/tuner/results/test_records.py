@@ -91,7 +91,10 @@ def test_a_finished_manifest_without_an_outcome_lists_as_dashes(tmp_path: Path) 
     from tuner.spec import validate_spec
 
     spec = validate_spec(
-        {"name": "old", "space": {"optimizer.lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+        {
+            "name": "old",
+            "space": {"optimizer.lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+        }
     )
     exp = Experiment(tmp_path, spec, {"status": "finished", "started_at": "2026-01-01T00:00:00"})
     assert exp.outcome is None
