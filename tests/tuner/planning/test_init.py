@@ -140,4 +140,8 @@ def test_the_budget_gives_the_final_training_what_is_left() -> None:
     # With the trials' measured speed: 10,000 images at 500/s per trial x 1.6 = 12.5 s.
     measured = budget.model_copy(update={"retrain_images": 10_000, "speedup": 1.6})
     assert measured.epoch_s(500) == pytest.approx(12.5) and measured.epoch_s(None) == 10
-    assert measured.epochs(elapsed_s=300, trial_images_per_s=500) == 21  # 270 / 12.5
+    assert measured.epochs(elapsed_s=300, trial_images_per_s=500) == 22  # 270 / 12.5, rounded
+    # The reserve comes off what is left; the epochs are the nearest whole number that fits.
+    held = budget.model_copy(update={"reserve_s": 24})
+    assert held.epochs(elapsed_s=300) == 25  # (600 - 300 - 30 - 24) / 10 = 24.6
+    assert held.epochs(elapsed_s=304) == 24  # 24.2
