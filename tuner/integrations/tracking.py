@@ -43,6 +43,7 @@ from trainable.tracking import (
     shown,
     warn,
 )
+from trainable.vocab import Status
 from tuner.results.layout import ResultsDir
 from tuner.spec import SearchSpec
 from tuner.stages.manifest import Manifest
@@ -152,13 +153,18 @@ class Tracker:
 
     @_best_effort
     def tag_trials(self, summary_csv: Path) -> None:
-        """Each trial run's status, as the search's summary has it."""
+        """Each trial run's status, as the search's summary has it. A trial still running when
+        the search ended (searcher.patience, the time budget) gets no end from Ray's logger:
+        its run is closed here, FINISHED like every trial that ended without an error."""
         summary = pd.read_csv(summary_csv, dtype={"trial_id": str})
         status = {f"trial-{r.trial_id}": str(r.status) for r in summary.itertuples()}
         for run in self._children("trial"):
             name = run.data.tags.get(TRIAL_NAME, "")
             if name in status:
                 self.client.set_tag(run.info.run_id, "status", status[name])
+            if run.info.status == "RUNNING":
+                failed = status.get(name) == str(Status.ERRORED)
+                self.client.set_terminated(run.info.run_id, "FAILED" if failed else "FINISHED")
 
     @_best_effort
     def log_seeds(self, outcomes: list[dict[str, Any]]) -> None:

@@ -33,8 +33,9 @@ Read the learning curves first: a cross marks a trial stopped early. The hyperpa
 show each trial's best validation score against the value it used: a clear trend says the range
 matters; a flat cloud says it barely does, and points piled at an edge of the range say the
 range may be too narrow. The importances rank the searched keys (a rough hint with few finished
-trials). The best trial's configuration was then retrained from scratch with several seeds and
-evaluated once on the test split: that mean ± std is the number to quote, not the best
+trials). The winner's configuration (or the base config's, when no trial beat it by more than
+the validation noise) was then retrained from scratch, once per seed, and evaluated once on the
+test split: that figure (mean ± std over the seeds) is the number to quote, not the best
 validation score, which was picked as the maximum over many trials and is optimistic."""
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -152,11 +153,18 @@ def _test_split(exp: Experiment, out: Path) -> str:
         means, exported, summary["test_accuracy_mean"], out / "per_class_accuracy.png"
     )
     by_seed = ", ".join(f"seed {s}: {a:.2%}" for s, a in summary["test_accuracy_by_seed"].items())
+    n = len(summary["test_accuracy_by_seed"])
+    # After a refit no validation split is left: the first seed is exported, not the best.
+    chosen = (
+        "the first (a refit leaves no validation score)"
+        if summary.get("refit")
+        else ("chosen by its validation score")
+    )
     text = (
-        f"The best configuration retrained for {summary['epochs']} epochs with "
-        f"{len(summary['test_accuracy_by_seed'])} seeds ({by_seed}); the exported checkpoint is "
-        f"seed {seed}, chosen by its validation score. Confusion matrix: rows are true classes, "
-        "columns predicted, shade is the row's fraction."
+        f"The configuration retrained for {summary['epochs']} epochs with {n} "
+        f"seed{'s' if n != 1 else ''} ({by_seed}); the exported checkpoint is seed {seed}, "
+        f"{chosen}. Confusion matrix: rows are true classes, columns predicted, shade is the "
+        "row's fraction."
     )
     pair = _img(cm_path, "confusion matrix") + _img(bars, "per-class test accuracy")
     return f'<p>{html.escape(text)}</p><div class="pair">{pair}</div>'

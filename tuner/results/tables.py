@@ -49,7 +49,11 @@ def trial_status(result: Any) -> Status:
     return Status.COMPLETED if metrics.get(FINAL) else Status.PRUNED
 
 
-def trial_reason(result: Any, status: Status, epochs: int, budget_s: float | None) -> str:
+def trial_reason(
+    result: Any, status: Status, epochs: int, budget_s: float | None, patience: bool = False
+) -> str:
+    """Why a trial ended, in words. `patience`: `searcher.patience` ended the search, which
+    also ends the trials still running (at any epoch, not only at a rung)."""
     if status == Status.ERRORED:
         return str(result.error).strip().splitlines()[-1]
     if status == Status.DIVERGED:
@@ -59,7 +63,8 @@ def trial_reason(result: Any, status: Status, epochs: int, budget_s: float | Non
         by = f"the time budget ({budget_s:g} s) or " if budget_s else ""
         return f"{by}the search's end came before its first epoch was reported"
     if status == Status.PRUNED:
-        by = "the scheduler or the time budget" if budget_s else "the scheduler"
+        ends = ["the scheduler"] + ["the time budget"] * bool(budget_s) + ["patience"] * patience
+        by = ", ".join(ends[:-1]) + f" or {ends[-1]}" if len(ends) > 1 else ends[0]
         return f"cut by {by} at epoch {epochs}"
     return f"finished at epoch {epochs}"
 
@@ -94,7 +99,11 @@ def trial_id(result: Any) -> str:
 
 
 def trial_summary(
-    rows: pd.DataFrame, grid: ResultGrid, objective: Objective, budget_s: float | None = None
+    rows: pd.DataFrame,
+    grid: ResultGrid,
+    objective: Objective,
+    budget_s: float | None = None,
+    patience: bool = False,
 ) -> pd.DataFrame:
     """One row per trial (errored and result-less ones included), best first."""
     metric = objective.metric
@@ -112,7 +121,7 @@ def trial_summary(
             f"best_{metric}": objective.best(values.tolist()),
             f"last_{metric}": values.iloc[-1] if len(values) else float("nan"),
             "train_s": float(group["train_s"].sum()) if len(group) else 0.0,
-            REASON: trial_reason(result, status, epochs, budget_s),
+            REASON: trial_reason(result, status, epochs, budget_s, patience),
         }
         # The measured costs (with `constraints`): the same every epoch, the last one kept.
         record.update(
@@ -134,11 +143,12 @@ def write_tables(
     objective: Objective,
     budget_s: float | None = None,
     constraints: Limits | None = None,
+    patience: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`trials.parquet` and `summary.csv`, each written atomically; with `constraints` the
     summary has a `feasible` column and lists feasible trials first."""
     rows = trial_rows(grid)
-    summary = trial_summary(rows, grid, objective, budget_s)
+    summary = trial_summary(rows, grid, objective, budget_s, patience)
     if constraints:
         summary = mark_feasible(summary, constraints)
     with atomic.atomic_path(results.trials) as tmp:

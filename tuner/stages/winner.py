@@ -25,10 +25,16 @@ def tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) ->
     spec = search.spec
     grid = grid if grid is not None else search.results_grid()
     objective = spec.scheduler.objective
+    done = manifest.record("search", SearchDone)
     rows, summary = write_tables(
-        grid, search.results, objective, spec.time_budget_s, spec.constraints
+        grid,
+        search.results,
+        objective,
+        spec.time_budget_s,
+        spec.constraints,
+        done.ended_by_patience,
     )
-    wall_s = manifest.record("search", SearchDone).wall_s
+    wall_s = done.wall_s
     line = summary_line(summary, objective.metric, wall_s)
     print(f"\nsearch done: {line}", flush=True)
     best_col = f"best_{objective.metric}"

@@ -187,3 +187,33 @@ def test_trial_runs_log_through_one_client_and_a_failure_is_one_warning(
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and "MLflow logging of the trials failed" in err
     assert len(server.get_metric_history(run_id, "val_loss")) == 2  # off after the failure
+
+
+def test_a_trial_run_the_search_end_left_running_is_closed(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    """searcher.patience ends the search under a running trial, and Ray's logger never ends
+    that trial's run: the tables stage closes it (seen as a clock icon in the MLflow UI)."""
+    spec = validate_spec(tiny_spec("left-running", str(tmp_path), tracking={"uri": mlflow_server}))
+    results = ResultsDir(tmp_path / "left-running")
+    results.path.mkdir()
+    tracker = Tracker.open(spec, results, Manifest(results.manifest))
+    assert tracker is not None
+    tags = {PARENT: tracker.parent_id, ROLE: "trial"}
+    ids = {
+        name: tracker.client.create_run(tracker.experiment_id, tags=tags | {"trial_name": name})
+        for name in ("trial-a", "trial-b", "trial-c")
+    }
+    tracker.client.set_terminated(ids["trial-a"].info.run_id, "FINISHED")  # ended by Ray
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame(
+        {"trial_id": ["a", "b", "c"], "status": ["completed", "pruned", "errored"]}
+    ).to_csv(summary, index=False)
+    tracker.tag_trials(summary)
+    after = {n: tracker.client.get_run(r.info.run_id) for n, r in ids.items()}
+    assert {n: r.info.status for n, r in after.items()} == {
+        "trial-a": "FINISHED",
+        "trial-b": "FINISHED",
+        "trial-c": "FAILED",
+    }
+    assert after["trial-b"].data.tags["status"] == "pruned"

@@ -60,6 +60,8 @@ def test_report_embeds_every_figure_it_writes(finished: Path, report: str) -> No
     for title in SECTIONS:
         assert f">{title}" in report, title
     assert 'src="http' not in report and "<script" not in report  # self-contained
+    # the finished search retrains 2 seeds with a validation split: the best one is exported
+    assert "with 2 seeds (seed " in report and "chosen by its validation score" in report
 
 
 @slow

@@ -93,3 +93,24 @@ def test_a_winner_cut_before_the_base_ended_is_compared_where_it_stopped() -> No
     )
     found = base_comparison(rows, summary, {"optimizer.lr": 0.003}, Objective.of("val_acc"))
     assert found is not None and found.epoch == 1 and found.gain == pytest.approx(0.4)
+
+
+def test_a_pruned_trial_names_every_way_the_search_could_have_cut_it() -> None:
+    """A trial still running when searcher.patience ended the search is cut at any epoch;
+    its reason once named only the scheduler or the time budget."""
+    from types import SimpleNamespace
+
+    from trainable.vocab import Status
+    from tuner.results.tables import trial_reason
+
+    cut = SimpleNamespace(error=None, metrics={})
+    assert trial_reason(cut, Status.PRUNED, 3, None) == "cut by the scheduler at epoch 3"
+    assert trial_reason(cut, Status.PRUNED, 3, 60.0) == (
+        "cut by the scheduler or the time budget at epoch 3"
+    )
+    assert trial_reason(cut, Status.PRUNED, 2, 60.0, patience=True) == (
+        "cut by the scheduler, the time budget or patience at epoch 2"
+    )
+    assert trial_reason(cut, Status.PRUNED, 2, None, patience=True) == (
+        "cut by the scheduler or patience at epoch 2"
+    )
