@@ -75,15 +75,21 @@ def search_arm(folder: Path, budget_s: float, work: Path, name: str) -> dict[str
     }
 
 
-def default_arm(spec_file: Path, budget_s: float, work: Path) -> dict[str, Any]:
-    """The run's base config, no search, trained for the epochs the whole budget buys."""
+def default_arm(
+    spec_file: Path, budget_s: float, work: Path, epoch_s: float | None = None
+) -> dict[str, Any]:
+    """The run's base config, no search, trained for the epochs the whole budget buys, at
+    `epoch_s` a epoch: the run's own measurement of its final training (the same network on
+    the same images) when given, else `tuner init`'s estimate. On digits (8 px, 1,438 images)
+    the estimate was 0.118 s and the run measured 0.286 s: the default was given 4,673
+    epochs, 2.3 times its budget."""
     raw = yaml.safe_load(spec_file.read_text())
     spec = validate_spec(raw)
     assert spec.budget is not None
     # No search: training gets the whole budget, and no epoch cap (the planner caps the final
     # training at budget.max_epochs; the baseline may use every second it is given).
     uncapped = spec.budget.model_copy(update={"max_epochs": 10_000})
-    epochs = uncapped.epochs(elapsed_s=0.0)
+    epochs = uncapped.epochs(elapsed_s=0.0, epoch_s=epoch_s)
     config = spec.retrain_config({}, epochs).to_dict()
     config_file = work / "default.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -98,6 +104,7 @@ def default_arm(spec_file: Path, budget_s: float, work: Path) -> dict[str, Any]:
         "ok": True,
         "wall_s": wall,
         "epochs": epochs,
+        "epoch_s": epoch_s or spec.budget.retrain_epoch_s,
         "test_accuracy": result["test_accuracy"],
         "test_balanced_accuracy": metrics.get("balanced_accuracy"),
     }
@@ -108,7 +115,10 @@ def one(folder: Path, budget_s: float, rep: int, keep: Path | None = None) -> di
         work = keep / f"{folder.name}-{rep}" if keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         run = search_arm(folder, budget_s, work, f"{folder.name}-{rep}")
-        default = default_arm(Path(run["spec"]), budget_s, work) if run["ok"] else {"ok": False}
+        measured = (run.get("plan_retrain") or {}).get("epoch_s") if run["ok"] else None
+        default = (
+            default_arm(Path(run["spec"]), budget_s, work, measured) if run["ok"] else {"ok": False}
+        )
     gain = (
         run["test_accuracy"] - default["test_accuracy"] if run["ok"] and default.get("ok") else None
     )

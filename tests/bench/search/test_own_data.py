@@ -18,10 +18,10 @@ def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: 
     done = run_cli("tuner", "init", tmp_path / "pets", "--time-budget", "60s", "--out", spec_file)
     assert done.returncode == 0, done.stderr[-2000:]
     raw = yaml.safe_load(spec_file.read_text())
-    # Two epochs' worth of budget after the fixed costs: the baseline trains exactly that many.
-    raw["budget"]["total_s"] = (
-        raw["budget"]["after_retrain_s"] + 2.5 * raw["budget"]["retrain_epoch_s"]
-    )
+    # Two epochs' worth of budget after the fixed costs and the reserve (2.4, rounded to the
+    # nearest): the baseline trains exactly that many.
+    b = raw["budget"]
+    b["total_s"] = b["after_retrain_s"] + b["reserve_s"] + 2.4 * b["retrain_epoch_s"]
     spec_file.write_text(yaml.safe_dump(raw))
     arm = default_arm(spec_file, 40, tmp_path)
     assert arm["ok"] and arm["epochs"] == 2
@@ -30,3 +30,9 @@ def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: 
     # The base config as the run's final training would train it: no subset, no validation.
     assert trained["dataset"]["train_subset"] is None and trained["dataset"]["val_fraction"] == 0
     assert trained["optimizer"]["sgd"] == raw["base"]["optimizer"]["sgd"]
+    # With the run's own measured epoch (twice the estimate here), the same budget buys half
+    # as many: 1.2 epochs, rounded to 1.
+    (tmp_path / "slower").mkdir()
+    slower = default_arm(spec_file, 40, tmp_path / "slower", 2 * b["retrain_epoch_s"])
+    assert slower["ok"] and slower["epochs"] == 1
+    assert slower["epoch_s"] == 2 * b["retrain_epoch_s"]
