@@ -158,7 +158,7 @@ def _test_split(exp: Experiment, out: Path) -> str:
     chosen = (
         "the first (a refit leaves no validation score)"
         if summary.get("refit")
-        else ("chosen by its validation score")
+        else "chosen by its validation score"
     )
     text = (
         f"The configuration retrained for {summary['epochs']} epochs with {n} "

@@ -21,7 +21,7 @@ refuses those with `reproducible`. A search resumed after an interruption keeps 
 before the interruption are lost, so the resumed part may cut differently from an
 uninterrupted run.
 
-May import Ray Tune and `tuner.search.schedulers`.
+May import Ray Tune, `trainable.vocab` and `tuner.search.schedulers`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from trainable.vocab import Objective
 from tuner.search.schedulers import is_base_config
 
 
@@ -103,15 +104,14 @@ class LockstepASHA(FIFOScheduler):
     def __init__(
         self,
         *,
-        metric: str,
-        mode: str,
+        objective: Objective,
         rungs: list[int],
         reduction_factor: float,
         batch: int,
         base_point: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.key, self.sign = metric, 1.0 if mode == "max" else -1.0
+        self.objective = objective
         self.rungs, self.reduction_factor, self.batch = rungs, reduction_factor, batch
         self.base_point = base_point
         self.batch_of: dict[str, int] = {}
@@ -123,7 +123,7 @@ class LockstepASHA(FIFOScheduler):
         self.batch_of[trial.trial_id] = len(self.batch_of) // self.batch
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        iteration, value = result.get("training_iteration"), result.get(self.key)
+        iteration, value = result.get("training_iteration"), result.get(self.objective.metric)
         if iteration is None or not isinstance(value, int | float):
             return TrialScheduler.CONTINUE
         decision = TrialScheduler.CONTINUE
@@ -142,7 +142,7 @@ class LockstepASHA(FIFOScheduler):
         earlier = [v for b, values in self.recorded[rung].items() if b < mine for v in values]
         if not math.isfinite(value):  # a diverged trial: the trainer ends it; not a rung value
             return bool(earlier)
-        score = self.sign * value
+        score = self.objective.sign * value
         self.recorded[rung][mine].append(score)
         if not earlier:
             return False

@@ -165,8 +165,7 @@ class SearchRun:
             search_alg = Lockstep(search_alg, concurrency, spec.num_samples)
             if s.kind == "asha":
                 scheduler = LockstepASHA(
-                    metric=s.metric,
-                    mode=s.mode,
+                    objective=s.objective,
                     rungs=s.rungs(),
                     reduction_factor=s.reduction_factor,
                     batch=concurrency,

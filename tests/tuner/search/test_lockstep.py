@@ -13,6 +13,7 @@ from ray.tune.search import Searcher
 
 from bench.support.specs import tiny_spec
 from trainable.errors import ConfigError
+from trainable.vocab import Objective
 from tuner.search.lockstep import Lockstep, LockstepASHA
 from tuner.spec import validate_spec
 
@@ -63,8 +64,7 @@ def _decisions(order: list[tuple[str, float]]) -> dict[str, str]:
     """Rung-1 decisions for six trials in batches of two, the results arriving in `order`
     within each batch; "base" has the base config's lr."""
     asha = LockstepASHA(
-        metric="val_loss",
-        mode="min",
+        objective=Objective("val_loss", "min"),
         rungs=[1, 3],
         reduction_factor=2,
         batch=2,
