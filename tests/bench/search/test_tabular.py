@@ -37,11 +37,12 @@ def test_the_space_decodes_to_table_values_and_the_best_cell_has_no_regret() -> 
 def test_every_arm_runs_its_searches_and_is_scored(tmp_path: Path) -> None:
     out = tmp_path / "tabular.json"
     args = ["--tables", "nb201-cifar10", "hpolib-naval", "--arms", "random", "tpe",
-            "optuna-tpe", "optuna-random", "--concurrency", "2", "--seeds", "3", "--ray-seeds",
+            "optuna-tpe", "optuna-random", "optuna-gp", "--concurrency", "2", "--seeds", "3",
+            "--ray-seeds",
             "2", "--evals", "25", "--json", str(out)]  # fmt: skip
     assert tabular.main(args) == 0
     r = json.loads(out.read_text())
-    arms = ("random", "tpe", "optuna-tpe", "optuna-random")
+    arms = ("random", "tpe", "optuna-tpe", "optuna-random", "optuna-gp")
     assert [(row["table"], row["arm"]) for row in r["rows"]] == [
         (t, a) for t in ("nb201-cifar10", "hpolib-naval") for a in arms
     ]
@@ -60,7 +61,7 @@ def test_every_arm_runs_its_searches_and_is_scored(tmp_path: Path) -> None:
     assert max(naval) > 1e-4
     summary = r["summary"]
     assert set(summary["average_rank"]["25"]) == {"random x2", "tpe x2", "optuna-tpe x1",
-                                                  "optuna-random x1"}  # fmt: skip
+                                                  "optuna-random x1", "optuna-gp x1"}  # fmt: skip
     assert [t["table"] for t in summary["decision"]["tables"]] == ["nb201-cifar10", "hpolib-naval"]
     assert out.with_suffix(".png").stat().st_size > 10_000
 
