@@ -63,6 +63,33 @@ def test_restored_searcher_skips_a_trial_the_study_saw_end(tmp_path: Path) -> No
     assert after.suggest("b") is not None  # the search carries on
 
 
+def test_restored_searcher_reads_the_journal_not_its_pickled_snapshot(tmp_path: Path) -> None:
+    """The study's ended trials are read once per process, and a restore reads them afresh: the
+    pickled state may predate a trial's end in the journal ("a" here), which Tune then reports
+    as complete again, with no result in between."""
+    results = ResultsDir(tmp_path)
+    before = searcher(results)
+    before.suggest("z")
+    before.on_trial_complete("z", epoch(1, 0.1, final=True))  # its first read of the journal
+    before.suggest("a")
+    before.save(str(tmp_path / "searcher.pkl"))  # Tune's state: "a" still running
+    before.on_trial_complete("a", epoch(2, 0.6, final=True))
+
+    after = searcher(results)
+    after.restore(str(tmp_path / "searcher.pkl"))
+    # already told: left as it was (told again as cut short, Optuna would refuse the epoch)
+    after.on_trial_complete("a", epoch(3, 0.9))
+    after.suggest("b")
+    after.on_trial_complete("b", epoch(1, 0.7, final=True))  # ended after the restore: told
+
+    study = optuna.load_study(study_name="s", storage=study_storage(results))
+    assert [(t.state, t.value) for t in study.trials] == [
+        (TrialState.COMPLETE, 0.1),
+        (TrialState.COMPLETE, 0.6),
+        (TrialState.COMPLETE, 0.7),
+    ]
+
+
 def test_the_base_config_is_the_first_trial_once(tmp_path: Path) -> None:
     spec = validate_spec(
         {
