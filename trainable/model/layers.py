@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+# Patch values unfolded at a time by `patch_covariance` (64 MB as float32): the patches of
+# 5,000 images at 128 px would be ~4 GB at once.
+_PATCH_BLOCK_VALUES = 16 * 1024 * 1024
 
 
 class Whitening(nn.Conv2d):
@@ -21,28 +26,44 @@ class Whitening(nn.Conv2d):
     @torch.no_grad()
     def init_from(self, images: torch.Tensor, eps: float) -> None:
         """`images`: normalised NCHW training images on this layer's device."""
-        filters = whitening_filters(images, self.kernel_size[0], eps)
-        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight.dtype))
+        self.init_from_covariance(patch_covariance(images, self.kernel_size[0]), eps)
+
+    @torch.no_grad()
+    def init_from_covariance(self, cov: torch.Tensor, eps: float) -> None:
+        """From the patches' covariance (`patch_covariance`), computed once per split."""
+        filters = filters_from_covariance(cov, self.in_channels, self.kernel_size[0], eps)
+        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
 
 
-def patches(images: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Every k x k patch of every image, flattened: (N x H' x W', C x k x k), channel-major."""
-    c = images.shape[1]
-    p = images.float().unfold(2, kernel, 1).unfold(3, kernel, 1)  # N, C, H', W', k, k
-    return p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kernel * kernel)
+def patch_covariance(images: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The uncentred covariance (C x k x k square, channel-major: (c, i, j)) of every k x k
+    patch of `images` (normalised NCHW), summed a block of images at a time."""
+    n, c, h, w = images.shape
+    positions = (h - kernel + 1) * (w - kernel + 1)
+    block = max(1, _PATCH_BLOCK_VALUES // (c * kernel * kernel * positions))
+    cov = torch.zeros(c * kernel * kernel, c * kernel * kernel, device=images.device)
+    for start in range(0, n, block):
+        u = F.unfold(images[start : start + block].float(), kernel)  # (n, C x k x k, positions)
+        cov += torch.bmm(u, u.transpose(1, 2)).sum(0)
+    return cov / (n * positions)
 
 
-def whitening_filters(images: torch.Tensor, kernel: int, eps: float) -> torch.Tensor:
+def filters_from_covariance(
+    cov: torch.Tensor, channels: int, kernel: int, eps: float
+) -> torch.Tensor:
     """Filters (C x k x k, C, k, k) whose responses to the patches have ~identity covariance:
     the covariance's eigenvectors, largest eigenvalue first, each scaled by 1/sqrt(eigenvalue
     + eps). The covariance is uncentred (the images are already normalised), as airbench's."""
-    flat = patches(images, kernel)
-    cov = flat.T @ flat / len(flat)
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)  # ascending
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     scaled = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]
-    c = images.shape[1]
-    return scaled.reshape(c * kernel * kernel, c, kernel, kernel)
+    return scaled.reshape(channels * kernel * kernel, channels, kernel, kernel)
+
+
+def whitening_filters(images: torch.Tensor, kernel: int, eps: float) -> torch.Tensor:
+    """`filters_from_covariance` of `images`' patches."""
+    cov = patch_covariance(images, kernel)
+    return filters_from_covariance(cov, images.shape[1], kernel, eps)
 
 
 @torch.no_grad()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 import torch
 from torch import nn
 
 from trainable.config import ModelConfig
 from trainable.data.mapped import MappedImages
-from trainable.model.layers import dirac_init, set_batchnorm, whitening_layer
+from trainable.data.memo import memoised
+from trainable.model.layers import dirac_init, patch_covariance, set_batchnorm, whitening_layer
 from trainable.model.registry import build_model, fastnet
 
 
@@ -35,21 +38,32 @@ def init_from_data(
     images: np.ndarray | MappedImages,
     mean: list[float],
     std: list[float],
+    images_key: Hashable | None = None,
 ) -> None:
     """Initialisation that needs the training images (uint8 NHWC): the whitening stem, from
-    the patches of the first `whiten.images` of them, normalised as the loaders do."""
+    the patches of the first `whiten.images` of them, normalised as the loaders do. With
+    `images_key` (`memo.images_key(images)`), their covariance is computed once per process."""
     layer = whitening_layer(net)
     if layer is None:
         return
     device = layer.weight.device
-    # Copied only when read-only (a view of Ray's object store, which torch warns about): rows
-    # of a mapped cache arrive as a fresh array already.
-    x = torch.from_numpy(np.require(images[: cfg.whiten.images], requirements=["C", "W"]))
-    x = x.to(device)
-    x = x.permute(0, 3, 1, 2).float() / 255
-    m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=device).view(1, -1, 1, 1)
-    layer.init_from((x - m) / s, cfg.whiten.eps)
+    kernel = layer.kernel_size[0]
+
+    def covariance() -> torch.Tensor:
+        # Copied only when read-only (a view of Ray's object store, which torch warns about):
+        # rows of a mapped cache arrive as a fresh array already.
+        x = torch.from_numpy(np.require(images[: cfg.whiten.images], requirements=["C", "W"]))
+        x = x.to(device).permute(0, 3, 1, 2).float() / 255
+        m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        s = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        return patch_covariance((x - m) / s, kernel).cpu()
+
+    if images_key is None:
+        cov = covariance()
+    else:
+        key = ("patch_covariance", images_key, cfg.whiten.images, kernel, *mean, *std, str(device))
+        cov = memoised(key, covariance)
+    layer.init_from_covariance(cov.to(device), cfg.whiten.eps)
 
 
 def set_whiten_bias_trainable(net: nn.Module, cfg: ModelConfig, epoch: int) -> None:

@@ -23,7 +23,8 @@ from torch import nn
 from trainable.config import TrainConfig, build_config
 from trainable.data.augment import check_augment, epoch_seed
 from trainable.data.datasets import Splits, load_splits
-from trainable.data.loaders import channel_stats, train_batches, train_steps
+from trainable.data.loaders import train_batches, train_steps
+from trainable.data.memo import channel_stats_of, images_key
 from trainable.errors import ConfigError, UserError
 from trainable.files import atomic, checkpoint
 from trainable.files.run_dir import RunDir
@@ -163,8 +164,10 @@ def _setup(
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     net = build_network(config.model, len(splits.classes), config.dataset.input_size)
     net = net.to(rt.device, memory_format=fmt)  # type: ignore[call-overload]
-    mean, std = channel_stats(splits.train.images)
-    init_from_data(net, config.model, splits.train.images, mean, std)
+    # The same for every run on these images: computed once per process (trainable.data.memo)
+    key = images_key(splits.train.images)
+    mean, std = channel_stats_of(splits.train.images, key)
+    init_from_data(net, config.model, splits.train.images, mean, std, key)
     batches, set_epoch = train_batches(config, splits.train, rt.device, mean, std)
     opt = build_optimizer(net, config)
     stepper = Stepper(

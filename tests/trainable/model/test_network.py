@@ -9,7 +9,8 @@ from torch import nn
 
 from trainable.config import LookaheadConfig, ModelConfig, build_config
 from trainable.errors import ConfigError
-from trainable.model.layers import Whitening, patches, whitening_filters
+from trainable.model import layers
+from trainable.model.layers import Whitening, patch_covariance, whitening_filters
 from trainable.model.network import build_network, init_from_data, set_whiten_bias_trainable
 from trainable.training.lookahead import Lookahead
 
@@ -26,6 +27,22 @@ def correlated_images(n: int = 400, size: int = 12) -> torch.Tensor:
 def covariance(responses: torch.Tensor) -> torch.Tensor:
     flat = responses.permute(0, 2, 3, 1).reshape(-1, responses.shape[1]).double()
     return flat.T @ flat / len(flat)  # uncentred, as the whitening is computed
+
+
+def patches(images: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Every k x k patch of every image, flattened channel-major: (N x H' x W', C x k x k)."""
+    c = images.shape[1]
+    p = images.unfold(2, kernel, 1).unfold(3, kernel, 1)  # N, C, H', W', k, k
+    return p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kernel * kernel)
+
+
+def test_patch_covariance_sums_its_blocks_to_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = correlated_images()
+    flat = patches(x, 2).double()
+    whole = flat.T @ flat / len(flat)  # every patch at once, in float64
+    # 7 images a block: the 400 images in 58 blocks, the last of one image
+    monkeypatch.setattr(layers, "_PATCH_BLOCK_VALUES", 7 * 12 * 11 * 11)
+    assert torch.allclose(patch_covariance(x, 2).double(), whole, atol=1e-5)
 
 
 def test_whitening_filters_whiten_the_patches() -> None:
