@@ -300,8 +300,9 @@ class SearchSpec(StrictModel):
     tracking: TrackingSpec = TrackingSpec()
     max_failures: int = Field(2, ge=0, le=100)  # retries per trial, from its last checkpoint
     # A trial writes a checkpoint at each ASHA rung, at its last epoch, and once this many
-    # seconds have passed since its last one (0: every epoch). A killed trial loses at most
-    # this much training plus the epoch in progress; short epochs pay for fewer writes.
+    # seconds have passed since its last one (0: every epoch); a retraining seed at its end
+    # and at the same interval. A killed trial or seed loses at most this much training plus
+    # the epoch in progress; short epochs pay for fewer writes.
     checkpoint_interval_s: float = Field(30.0, ge=0, le=86_400)
     storage_path: str = "results"
     # Deployment limits measured per trial (tuner.results.constraints): the sampler steers

@@ -328,15 +328,19 @@ def _save(run: _Run, epoch: int, metrics: dict[str, float], improved: bool) -> P
     pair on disk always belongs to one moment of the run. Adds `checkpoint_s` to the metrics."""
     t0 = time.perf_counter()
     due = run.save_policy.due(epoch, bool(metrics[FINAL]), t0 - run.saved_at)
-    if not (due or improved):
+    if not (due or (improved and run.val_batches is not None)):
         metrics["checkpoint_s"] = time.perf_counter() - t0
         return None
     state = _state(run, epoch, metrics)
-    if improved:
+    # Without a validation split every epoch is the best: best/ is written with last/ from the
+    # same state, and nothing is copied between writes (a refit of thousands of short epochs
+    # copied the whole state every epoch).
+    if improved and run.val_batches is not None:
         run.pending_best = state if due else copy.deepcopy(state)
     if due:
-        if run.pending_best is not None:
-            checkpoint.save_atomic(run.pending_best, RunDir(run.out_dir).best_checkpoint)
+        best = state if run.val_batches is None else run.pending_best
+        if best is not None:
+            checkpoint.save_atomic(best, RunDir(run.out_dir).best_checkpoint)
             run.pending_best = None
         checkpoint.save_atomic(state, RunDir(run.out_dir).last_checkpoint)
         run.saved_at = time.perf_counter()

@@ -353,7 +353,14 @@ def _retrain_stage(
 
     if todo:
         t0 = time.perf_counter()
-        retrain_seeds(todo, results, data.ref(best_config), *data.resources(), record)
+        retrain_seeds(
+            todo,
+            results,
+            data.ref(best_config),
+            *data.resources(),
+            record,
+            spec.checkpoint_interval_s,
+        )
         # Summed over the processes that retrained (a resumed run adds its part).
         earlier = float(manifest.read().get("retrain_wall_s", 0.0))
         manifest.update(retrain_wall_s=earlier + time.perf_counter() - t0)

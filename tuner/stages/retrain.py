@@ -29,6 +29,7 @@ from trainable.config import TrainConfig, build_config
 from trainable.data.datasets import Splits
 from trainable.errors import UserError
 from trainable.files import atomic, checkpoint
+from trainable.files.checkpoint import SavePolicy
 from trainable.files.run_dir import RunDir
 from trainable.training.engine import TrainResult, train
 from trainable.training.evaluation import evaluate
@@ -42,14 +43,23 @@ from tuner.search.limits import cap_gpu_memory
 
 # A diverging seed is trained again at these fractions of the winner's learning rate.
 RETRY_LR_SCALES = (0.5, 0.25)
+# A seed's checkpoint every this many seconds (the spec's `checkpoint_interval_s`) and at its
+# end, not every epoch: a refit of 1,329 epochs of 0.24 s on an 8-px folder spent 0.056 s an
+# epoch writing its 24 MB checkpoint (bench/results/own_data_digits_big96_s15.json's run).
+DEFAULT_SAVE_EVERY_S = 30.0
 LR_SCALE_FILE = "lr_scale.txt"
 
 
 def _retrain_one(
-    config_dict: dict[str, Any], results: ResultsDir, data: Splits, gpu_fraction: float
+    config_dict: dict[str, Any],
+    results: ResultsDir,
+    data: Splits,
+    gpu_fraction: float,
+    save_every_s: float = DEFAULT_SAVE_EVERY_S,
 ) -> dict[str, Any]:
-    """One seed, idempotent: a finished run returns its outcome, a killed one resumes. With a
-    bucket, the run folder is this node's working copy, published when the seed is done."""
+    """One seed, idempotent: a finished run returns its outcome, a killed one resumes (from
+    its last checkpoint, written every `save_every_s` and at its end). With a bucket, the run
+    folder is this node's working copy, published when the seed is done."""
     config = build_config(config_dict)
     if results.remote is not None:  # this node's own working copy of the same results
         results = bucket.results_at(results.remote)
@@ -61,7 +71,9 @@ def _retrain_one(
     if config.dataset.val_fraction == 0:  # a refit: the search's validation images train too
         data = data.without_validation()
     cap_gpu_memory(gpu_fraction)
-    result, lr_scale, diverged = _train_until_stable(config, out, data)
+    result, lr_scale, diverged = _train_until_stable(
+        config, out, data, SavePolicy(interval_s=save_every_s)
+    )
     outcome: dict[str, Any] = {
         "seed": config.seed,
         "status": str(result.status),
@@ -86,6 +98,7 @@ def _train_until_stable(
     config: TrainConfig,
     out: Path,
     data: Splits,
+    save_policy: SavePolicy,
     scales: tuple[float, ...] = (1.0, *RETRY_LR_SCALES),
 ) -> tuple[TrainResult, float, list[float]]:
     """Train; a run whose loss diverges is trained again from scratch at a lower learning
@@ -103,6 +116,7 @@ def _train_until_stable(
             report=_Progress(config),
             data=data,
             resume_from=last if last.is_file() else None,
+            save_policy=save_policy,
         )
         if result.status != Status.DIVERGED or scale == scales[-1]:
             return result, scale, diverged
@@ -151,10 +165,11 @@ def retrain_seeds(
     cpus: float,
     gpu: float,
     on_done: Callable[[dict[str, Any]], None],
+    save_every_s: float = DEFAULT_SAVE_EVERY_S,
 ) -> list[dict[str, Any]]:
     """Run every seed on Ray; `on_done(outcome)` as each one finishes (to record it)."""
     task = ray.remote(_retrain_one).options(num_cpus=cpus, num_gpus=gpu)
-    pending = [task.remote(c.to_dict(), results, data_ref, gpu) for c in configs]
+    pending = [task.remote(c.to_dict(), results, data_ref, gpu, save_every_s) for c in configs]
     outcomes = []
     with user_errors_from_ray():
         while pending:

@@ -129,6 +129,28 @@ def test_save_policy_writes_at_its_epochs_and_the_end_and_resume_loses_only_the_
     assert [m["val_acc"] for m in resumed.history] == [m["val_acc"] for m in full.history]
 
 
+def test_without_validation_best_is_written_with_last_and_nothing_kept_between(
+    tiny_config: TinyConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refit (no validation split): every epoch is the best, so best/ and last/ are written
+    together when the policy says, from the same state, and no copy is made in between (a
+    refit of 1,329 short epochs copied its whole state every epoch)."""
+    from trainable.training import engine
+
+    copies: list[object] = []
+    real_deepcopy = engine.copy.deepcopy
+    monkeypatch.setattr(engine.copy, "deepcopy", lambda x: copies.append(x) or real_deepcopy(x))
+    cfg = tiny_config(epochs=3, dataset={"val_fraction": 0.0})
+    saved: list[Path | None] = []
+    policy = SavePolicy(interval_s=1e9)
+    result = train(cfg, tmp_path, report=lambda m, d: saved.append(d), save_policy=policy)
+    assert saved == [None, None, tmp_path / "last"] and copies == []
+    best = torch.load(tmp_path / "best" / "checkpoint.pt", weights_only=True)
+    last = torch.load(tmp_path / "last" / "checkpoint.pt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 3 == result.best_epoch
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+
+
 def test_save_policy_interval() -> None:
     policy = SavePolicy(interval_s=30.0, epochs=frozenset({1, 3}))
     assert policy.due(1, final=False, since_s=0.5) and policy.due(5, final=True, since_s=0.0)

@@ -9,10 +9,13 @@ import pytest
 
 from trainable.config import TrainConfig
 from trainable.data.datasets import load_splits
+from trainable.files.checkpoint import SavePolicy
 from trainable.vocab import Status
-from tuner.stages.retrain import LR_SCALE_FILE, _Progress, _train_until_stable
+from tuner.results.layout import ResultsDir
+from tuner.stages.retrain import LR_SCALE_FILE, _Progress, _retrain_one, _train_until_stable
 
 EXPLODES = {"name": "adamw", "lr": 10.0, "weight_decay": 1.0}
+EVERY_EPOCH = SavePolicy()
 
 
 def test_a_diverging_seed_is_trained_again_at_a_lower_rate(
@@ -22,14 +25,16 @@ def test_a_diverging_seed_is_trained_again_at_a_lower_rate(
     # loss is inf within the first epoch's 32 steps. At 1e-4 of that rate it trains.
     config = tiny_config(epochs=2, batch_size=16, optimizer=EXPLODES)
     data = load_splits(config.dataset)
-    result, scale, diverged = _train_until_stable(config, tmp_path, data, (1.0, 1e-4))
+    result, scale, diverged = _train_until_stable(config, tmp_path, data, EVERY_EPOCH, (1.0, 1e-4))
     assert diverged == [1.0] and scale == 1e-4
     assert result.status == Status.COMPLETED and result.epochs_run == 2
     assert (tmp_path / LR_SCALE_FILE).read_text() == repr(1e-4)
     # The run folder holds the retry's training, not the diverged one's state.
     assert result.best_checkpoint.is_file()
     # Run again in the same folder (a resumed retrain): it goes on at the recorded scale.
-    again, scale_again, diverged_again = _train_until_stable(config, tmp_path, data, (1.0, 1e-4))
+    again, scale_again, diverged_again = _train_until_stable(
+        config, tmp_path, data, EVERY_EPOCH, (1.0, 1e-4)
+    )
     assert scale_again == 1e-4 and diverged_again == [1.0]
     assert again.status == Status.COMPLETED
 
@@ -39,7 +44,7 @@ def test_the_last_scale_is_kept_when_every_rate_diverges(
 ) -> None:
     config = tiny_config(epochs=1, batch_size=16, optimizer=EXPLODES)
     data = load_splits(config.dataset)
-    result, scale, diverged = _train_until_stable(config, tmp_path, data, (1.0, 0.9))
+    result, scale, diverged = _train_until_stable(config, tmp_path, data, EVERY_EPOCH, (1.0, 0.9))
     assert result.status == Status.DIVERGED and scale == 0.9 and diverged == [1.0]
 
 
@@ -57,3 +62,26 @@ def test_epoch_lines_are_throttled_but_the_first_and_last_always_shown(
     for epoch in range(1, 4):
         every({"epoch": epoch, "train_loss": 0.5, "epoch_s": 0.1, "images_per_s": 9e3})
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_a_seed_writes_its_checkpoint_every_interval_not_every_epoch(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refit seed with the spec's `checkpoint_interval_s`: best/ and last/ once each, at its
+    end, for a run shorter than the interval; with 0, both every epoch."""
+    from trainable.files import checkpoint
+
+    written: list[str] = []
+    real = checkpoint.save_atomic
+    monkeypatch.setattr(
+        checkpoint,
+        "save_atomic",
+        lambda state, path: written.append(path.parent.name) or real(state, path),
+    )
+    config = tiny_config(epochs=3, dataset={"val_fraction": 0.0})
+    data = load_splits(config.dataset)
+    outcome = _retrain_one(config.to_dict(), ResultsDir(tmp_path / "a"), data, 0.0, 3600.0)
+    assert outcome["status"] == str(Status.COMPLETED) and sorted(written) == ["best", "last"]
+    written.clear()
+    _retrain_one(config.to_dict(), ResultsDir(tmp_path / "b"), data, 0.0, 0.0)
+    assert sorted(written) == ["best"] * 3 + ["last"] * 3

@@ -39,6 +39,9 @@ def kill_spec(tmp_path: Path, name: str) -> tuple[Path, Path]:
         "dataset": {**raw["base"]["dataset"], "synthetic_train_size": 1500},
     }
     raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 3}
+    # A checkpoint every epoch, the retraining seeds' too: "retraining a seed" is the moment
+    # a seed has written one and not finished, and its resume starts from it.
+    raw["checkpoint_interval_s"] = 0
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
     return spec_file, tmp_path / name
