@@ -121,26 +121,33 @@ def quiet_worker_stop() -> None:
 
 
 class _StoreOutage(logging.Filter):
-    """Drops Ray's own log records caused by an unreachable object store (a trial's failure,
-    a state save, a folder it could not create), each with its traceback: the guard and the
-    run's last line say it once, with the fix."""
+    """Drops Ray's own log records caused by the results storage failing: an unreachable object
+    store, a full or read-only disk (a trial's failure, its checkpoint's copy, a state save, a
+    folder it could not create), each with its traceback. The guard and the run's last line
+    say it once, with the fix."""
+
+    def __init__(self, remote: bool) -> None:
+        super().__init__()
+        self.remote = remote
 
     def filter(self, record: logging.LogRecord) -> bool:
         cause = record.exc_info[1] if record.exc_info else None
-        return not storage.unreachable(cause if cause is not None else record.getMessage())
+        if cause is not None and storage_error(cause) is not None:
+            return False
+        return not (
+            self.remote and storage.unreachable(cause if cause is not None else record.getMessage())
+        )
 
 
 @contextlib.contextmanager
 def quiet_store_outages(results: ResultsDir) -> Iterator[None]:
-    """While the search runs on a bucket: Ray's records of its outage stay out of the terminal.
+    """While the search runs: Ray's records of a storage failure stay out of the terminal.
     Ray's loggers reach it through the `ray` logger's handlers when Ray configured logging,
     else through the root logger's, or Python's last-resort handler when there are none (as
     with `ray.init(configure_logging=False)`, ours)."""
-    handlers: list[logging.Handler] = []
-    if results.remote is not None:
-        handlers = [*logging.getLogger("ray").handlers, *logging.getLogger().handlers]
-        handlers += [logging.lastResort] if logging.lastResort is not None else []
-    outage = _StoreOutage()
+    handlers = [*logging.getLogger("ray").handlers, *logging.getLogger().handlers]
+    handlers += [logging.lastResort] if logging.lastResort is not None else []
+    outage = _StoreOutage(remote=results.remote is not None)
     for handler in handlers:
         handler.addFilter(outage)
     try:

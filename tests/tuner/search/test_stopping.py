@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
 import os
 import signal
 import sys
 import time
 import weakref
+from pathlib import Path
 
 import pytest
 
-from tuner.search.stopping import Stopped, quiet_worker_stop, stop_signals
+from tuner.results.layout import ResultsDir
+from tuner.search.stopping import Stopped, quiet_store_outages, quiet_worker_stop, stop_signals
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -76,3 +80,33 @@ def test_a_stopped_trial_worker_prints_no_traceback() -> None:
     loud, quiet = ray.get([task.remote(False), task.remote(True)])
     assert "SystemExit" in loud and "Traceback" in loud  # Ray's handler, reproduced
     assert quiet == ""
+
+
+def test_rays_records_of_a_full_disk_are_dropped_and_no_other(tmp_path: Path) -> None:
+    """A trial whose checkpoint copy hit a full disk: Tune logs its failure with a traceback;
+    the storage guard and the run's last line already say it once, with the fix."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    ray_log = logging.getLogger("ray")
+    handler = Keep()
+    ray_log.addHandler(handler)
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    # pyarrow's copy (Tune's checkpoint upload) carries the errno in its text only
+    pyarrow_full = OSError(
+        "[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
+    )
+    try:
+        with quiet_store_outages(ResultsDir(tmp_path / "local")):
+            log = logging.getLogger("ray.tune.execution.tune_controller")
+            log.error("full", exc_info=full)
+            log.error("full, says pyarrow", exc_info=pyarrow_full)
+            log.error("a bug", exc_info=ValueError("a bug"))
+            log.error("refused", exc_info=ConnectionRefusedError("no bucket here"))
+        log.error("after the search", exc_info=full)
+    finally:
+        ray_log.removeHandler(handler)
+    assert seen == ["a bug", "refused", "after the search"]

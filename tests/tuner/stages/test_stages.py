@@ -32,7 +32,7 @@ ONE_EPOCH_FIFO = {
 }
 
 
-def kill_spec(tmp_path: Path, name: str) -> tuple[Path, Path]:
+def kill_spec(tmp_path: Path, name: str, every_epoch: bool = True) -> tuple[Path, Path]:
     raw = tiny_spec(name, str(tmp_path), num_samples=4)
     raw["base"] = {
         **raw["base"],
@@ -41,7 +41,8 @@ def kill_spec(tmp_path: Path, name: str) -> tuple[Path, Path]:
     raw["scheduler"] = {"kind": "fifo", "metric": "val_loss", "mode": "min", "max_t": 3}
     # A checkpoint every epoch, the retraining seeds' too: "retraining a seed" is the moment
     # a seed has written one and not finished, and its resume starts from it.
-    raw["checkpoint_interval_s"] = 0
+    if every_epoch:
+        raw["checkpoint_interval_s"] = 0
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(raw))
     return spec_file, tmp_path / name
