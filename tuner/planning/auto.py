@@ -17,11 +17,11 @@ from trainable.data.inspect import FolderSummary, inspect_folder
 from trainable.errors import ConfigError
 from tuner.planning.machine import Machine, detect
 from tuner.planning.plan import (
-    CALIBRATION_BATCH,
     Plan,
     Speed,
     architecture,
     base_config,
+    calibration_batch,
     make_plan,
 )
 from tuner.planning.width import choose_width
@@ -63,15 +63,17 @@ def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned
     say(f"  machine: {machine.line()}")
     from tuner.planning.calibrate import images_per_s, measure
 
-    n = CALIBRATION_BATCH * 4
+    # BENCHMARKS.md, "Session 16: why the planner's epoch estimate missed 2.4x on 8-px images"
+    batch = calibration_batch(data.num_train)
+    n = batch * 4
     whole: float | None = None
     width = None
     if not machine.gpus:
 
         def whole_speed(w: int) -> float:
             arch = architecture(data, machine, w)
-            base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
-            speed = images_per_s(base, arch, len(data.classes), machine.cpus)
+            base = base_config(arch, root, n, n // 10, batch)
+            speed = images_per_s(base, arch, len(data.classes), machine.cpus, batch)
             say(f"  width {w}: {speed:,.0f} images/s with the whole machine")
             return speed
 
@@ -83,8 +85,8 @@ def plan_folder(root: Path, budget_s: float, name: str | None = None) -> Planned
             say(f"  {line}")
         width, whole = choice.width, choice.whole_images_per_s
     arch = architecture(data, machine, width)
-    base = base_config(arch, root, n, n // 10, CALIBRATION_BATCH)
-    speed = measure(base, arch, len(data.classes), machine.cpus, whole)
+    base = base_config(arch, root, n, n // 10, batch)
+    speed = measure(base, arch, len(data.classes), machine.cpus, whole, batch)
     say(
         f"  training speed here: {speed.trial_images_per_s:,.0f} images/s per trial, "
         f"{speed.retrain_images_per_s:,.0f} with the whole machine"

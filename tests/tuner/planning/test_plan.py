@@ -149,3 +149,11 @@ def test_a_disturbed_whole_machine_measurement_is_bounded() -> None:
     assert bounded(trial=1000, whole=580, threads_ratio=2) == 1000  # slower than one: disturbed
     assert bounded(trial=1000, whole=1900, threads_ratio=2) == 1900
     assert bounded(trial=1000, whole=2600, threads_ratio=2) == 2000  # faster than linear
+
+
+def test_speeds_are_measured_at_the_batch_a_small_folder_trains_at() -> None:
+    from tuner.planning.plan import CALIBRATION_BATCH, calibration_batch
+
+    assert calibration_batch(50_000) == CALIBRATION_BATCH  # CIFAR-10: unchanged
+    assert calibration_batch(1_438) == 64  # scikit-learn's digits: the plan's batch
+    assert calibration_batch(500) == 32
