@@ -15,18 +15,14 @@ _PATCH_BLOCK_VALUES = 16 * 1024 * 1024
 class Whitening(nn.Conv2d):
     """A 2x2 (by default), unpadded conv with 2 x C x k x k filters: the training patches'
     whitening filters and their negations (so a following GELU passes both signs). The
-    filters are fixed (set by `init_from`); the bias trains, frozen later by the engine."""
+    filters are fixed (set by `init_from_covariance`); the bias trains, frozen later by the
+    engine."""
 
     def __init__(self, in_channels: int = 3, kernel: int = 2) -> None:
         super().__init__(in_channels, 2 * in_channels * kernel**2, kernel, padding=0, bias=True)
         self.weight.requires_grad_(False)
         assert self.bias is not None  # bias=True above; for mypy
         nn.init.zeros_(self.bias)
-
-    @torch.no_grad()
-    def init_from(self, images: torch.Tensor, eps: float) -> None:
-        """`images`: normalised NCHW training images on this layer's device."""
-        self.init_from_covariance(patch_covariance(images, self.kernel_size[0]), eps)
 
     @torch.no_grad()
     def init_from_covariance(self, cov: torch.Tensor, eps: float) -> None:
@@ -58,12 +54,6 @@ def filters_from_covariance(
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
     scaled = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]
     return scaled.reshape(channels * kernel * kernel, channels, kernel, kernel)
-
-
-def whitening_filters(images: torch.Tensor, kernel: int, eps: float) -> torch.Tensor:
-    """`filters_from_covariance` of `images`' patches."""
-    cov = patch_covariance(images, kernel)
-    return filters_from_covariance(cov, images.shape[1], kernel, eps)
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from torch import nn
 from trainable.config import LookaheadConfig, ModelConfig, build_config
 from trainable.errors import ConfigError
 from trainable.model import layers
-from trainable.model.layers import Whitening, patch_covariance, whitening_filters
+from trainable.model.layers import Whitening, filters_from_covariance, patch_covariance
 from trainable.model.network import build_network, init_from_data, set_whiten_bias_trainable
 from trainable.training.lookahead import Lookahead
 
@@ -49,7 +49,7 @@ def test_whitening_filters_whiten_the_patches() -> None:
     x = correlated_images()
     raw = covariance(patches(x, 2).T.reshape(12, len(x), 11, 11).permute(1, 0, 2, 3))
     assert (raw - torch.diag(raw.diag())).abs().max() > 0.1  # far from white to begin with
-    filters = whitening_filters(x, 2, eps=1e-8)
+    filters = filters_from_covariance(patch_covariance(x, 2), 3, 2, eps=1e-8)
     assert filters.shape == (12, 3, 2, 2)
     white = covariance(nn.functional.conv2d(x, filters))
     assert torch.allclose(white, torch.eye(12, dtype=white.dtype), atol=1e-3)
