@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from bench.support.env import environment, write_json
+from bench.support.specs import read_spec
 
 MODES = {"async": False, "reproducible": True}
 
@@ -130,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    raw = yaml.safe_load(args.spec.read_text())
-    if raw.get("base", {}).get("dataset", {}).get("name") != "synthetic":
-        raw["base"]["dataset"]["root"] = args.data_root
+    raw = read_spec(args.spec, args.data_root)
     import ray
 
     # One Ray for every run (each run joins it): its start is not part of any measurement.

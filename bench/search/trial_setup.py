@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from bench.search.reproducible import spec_for
 from bench.support.env import environment, write_json
+from bench.support.specs import read_spec
 
 
 def breakdown(rows: pd.DataFrame, wall_s: float, slots: int) -> dict[str, Any]:
@@ -72,9 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    raw = yaml.safe_load(args.spec.read_text())
-    if raw.get("base", {}).get("dataset", {}).get("name") != "synthetic":
-        raw["base"]["dataset"]["root"] = args.data_root
+    raw = read_spec(args.spec, args.data_root)
     import ray
 
     # One Ray for every run (each run joins it): its start is not part of any measurement.

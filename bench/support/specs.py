@@ -1,10 +1,14 @@
 """A tiny search spec (synthetic data, width-8 smallnet, 8 trials of 3 epochs) that runs in
-seconds on a CPU: the tests' end-to-end searches and the benchmarks of fixed costs use it."""
+seconds on a CPU: the tests' end-to-end searches and the benchmarks of fixed costs use it; and
+`read_spec`, a benchmark's spec file with its data root."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 TINY_BASE: dict[str, Any] = {
     "dataset": {
@@ -52,3 +56,12 @@ def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def read_spec(path: Path, data_root: str) -> dict[str, Any]:
+    """The spec file at `path` as a dict, its base dataset read from `data_root` (a synthetic
+    dataset has no root and is left as it is)."""
+    raw: dict[str, Any] = yaml.safe_load(path.read_text())
+    if raw.get("base", {}).get("dataset", {}).get("name") != "synthetic":
+        raw["base"]["dataset"]["root"] = data_root
+    return raw
