@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +84,22 @@ def assert_logged_once_after_resume(uri: str, results_dir: Path) -> None:
     assert all(r.data.tags["status"] == "completed" for r in trials)
     assert all(r.info.status == "FINISHED" for r in trials)
     assert manifest["stages"]["register"]["version"] == "1"
+
+
+@contextlib.contextmanager
+def ray_log_messages() -> Iterator[list[str]]:
+    """The messages of every record that reaches the `ray` logger's handlers meanwhile (what
+    a filter there lets through to the terminal)."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    ray_log = logging.getLogger("ray")
+    handler = Keep()
+    ray_log.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        ray_log.removeHandler(handler)

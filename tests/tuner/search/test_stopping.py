@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tuner.conftest import ray_log_messages
 from tuner.results.layout import ResultsDir
 from tuner.search.stopping import Stopped, quiet_store_outages, quiet_worker_stop, stop_signals
 
@@ -85,21 +86,12 @@ def test_a_stopped_trial_worker_prints_no_traceback() -> None:
 def test_rays_records_of_a_full_disk_are_dropped_and_no_other(tmp_path: Path) -> None:
     """A trial whose checkpoint copy hit a full disk: Tune logs its failure with a traceback;
     the storage guard and the run's last line already say it once, with the fix."""
-    seen: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record.getMessage())
-
-    ray_log = logging.getLogger("ray")
-    handler = Keep()
-    ray_log.addHandler(handler)
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     # pyarrow's copy (Tune's checkpoint upload) carries the errno in its text only
     pyarrow_full = OSError(
         "[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
     )
-    try:
+    with ray_log_messages() as seen:
         with quiet_store_outages(ResultsDir(tmp_path / "local")):
             log = logging.getLogger("ray.tune.execution.tune_controller")
             log.error("full", exc_info=full)
@@ -107,6 +99,4 @@ def test_rays_records_of_a_full_disk_are_dropped_and_no_other(tmp_path: Path) ->
             log.error("a bug", exc_info=ValueError("a bug"))
             log.error("refused", exc_info=ConnectionRefusedError("no bucket here"))
         log.error("after the search", exc_info=full)
-    finally:
-        ray_log.removeHandler(handler)
     assert seen == ["a bug", "refused", "after the search"]

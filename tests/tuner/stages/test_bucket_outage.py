@@ -18,7 +18,7 @@ import yaml
 from bench.support.killing import start_run
 from tests.conftest import S3
 from tests.netlink import Link
-from tests.tuner.conftest import write_spec
+from tests.tuner.conftest import ray_log_messages, write_spec
 from tests.tuner.results.test_bucket import OWN_OUTPUTS, manifest_in, tuner
 from trainable.errors import StorageError
 from trainable.files import storage
@@ -88,24 +88,13 @@ def test_a_trial_losing_the_bucket_stops_the_search_only_while_it_is_down(
 
 def test_rays_records_of_the_outage_are_dropped_and_no_other(s3: S3) -> None:
     results = bucket.results_at(s3.uri("searches", "quiet"))
-    seen: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record.getMessage())
-
-    ray_log = logging.getLogger("ray")
-    handler = Keep()
-    ray_log.addHandler(handler)
-    try:
+    with ray_log_messages() as seen:
         with quiet_store_outages(results):
             log = logging.getLogger("ray.tune.execution.tune_controller")
             log.error("Trial task failed", exc_info=OSError(NETWORK_ERROR))
             log.error(f"Unhandled error: {NETWORK_ERROR}")
             log.error("Trial task failed", exc_info=ValueError("a bug"))
         log.error("after the search", exc_info=OSError(NETWORK_ERROR))
-    finally:
-        ray_log.removeHandler(handler)
     assert seen == ["Trial task failed", "after the search"]
 
 
