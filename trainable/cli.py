@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help="after training, evaluate the best checkpoint once on the test split",
     )
     t.add_argument(
+        "--checkpoint-every",
+        metavar="SECONDS",
+        help="write the resume point at most this often, and at the end (default "
+        "30; 0: every epoch); an interrupted run loses at most this much training",
+    )
+    t.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
     )
 
@@ -180,6 +186,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint_every(given: str | None) -> float:
+    """`--checkpoint-every`, checked here (one line, exit 2) and defaulted here: the parser
+    must not import torch."""
+    from trainable.files.checkpoint import DEFAULT_INTERVAL_S
+
+    if given is None:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = float(given)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--checkpoint-every {given!r}: expected seconds >= 0, e.g. 30 or 0")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from trainable.config import read_yaml
     from trainable.tracking import production_run
@@ -204,10 +226,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             else None
         )
     config = _config(raw, args.overrides, args.data_root)
+    every_s = _checkpoint_every(args.checkpoint_every)
     print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
     try:
         with production_run(config.to_dict(), out) as tracked:
-            return _train_and_test(config, out, resume_from, args.test, tracked)
+            return _train_and_test(config, out, resume_from, args.test, every_s, tracked)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; continue with: python -m trainable train --out {out} --resume",
@@ -226,16 +249,26 @@ def _config_source(config: str) -> str | Path:
 
 
 def _train_and_test(
-    config: TrainConfig, out: Path, resume_from: Path | None, test: bool, tracked: Any
+    config: TrainConfig,
+    out: Path,
+    resume_from: Path | None,
+    test: bool,
+    every_s: float,
+    tracked: Any,
 ) -> int:
     from trainable.files import atomic
+    from trainable.files.checkpoint import SavePolicy
     from trainable.training.engine import progress_printer, train
     from trainable.training.evaluation import evaluate
     from trainable.vocab import Status
 
     report = progress_printer(config.epochs)
     result = train(
-        config, out, resume_from=resume_from, report=tracked.wrap(report) if tracked else report
+        config,
+        out,
+        resume_from=resume_from,
+        report=tracked.wrap(report) if tracked else report,
+        save_policy=SavePolicy(interval_s=every_s),
     )
     summary: dict[str, Any] = {
         "status": result.status,

@@ -39,6 +39,7 @@ from trainable.config import (
     read_yaml,
 )
 from trainable.errors import ConfigError, UserError
+from trainable.files import checkpoint
 from trainable.files.storage import check_uri, is_uri
 from trainable.vocab import Mode, Objective, check_mode
 
@@ -303,7 +304,7 @@ class SearchSpec(StrictModel):
     # seconds have passed since its last one (0: every epoch); a retraining seed at its end
     # and at the same interval. A killed trial or seed loses at most this much training plus
     # the epoch in progress; short epochs pay for fewer writes.
-    checkpoint_interval_s: float = Field(30.0, ge=0, le=86_400)
+    checkpoint_interval_s: float = Field(checkpoint.DEFAULT_INTERVAL_S, ge=0, le=86_400)
     storage_path: str = "results"
     # Deployment limits measured per trial (tuner.results.constraints): the sampler steers
     # away from trials that break them and the winner is the best trial that meets them all.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,6 +82,35 @@ def test_resume_continues_an_earlier_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_checkpoint_interval_reaches_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainable.cli import main
+    from trainable.files.checkpoint import DEFAULT_INTERVAL_S
+    from trainable.training import engine
+
+    seen: list[float] = []
+    real_train = engine.train
+
+    def spy(*args: object, **kwargs: Any) -> engine.TrainResult:
+        seen.append(kwargs["save_policy"].interval_s)
+        return real_train(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "train", spy)
+    assert main(["train", *sets("epochs=1"), "--out", str(tmp_path / "a")]) == 0
+    every = ["--checkpoint-every", "0"]
+    assert main(["train", *sets("epochs=1"), *every, "--out", str(tmp_path / "b")]) == 0
+    assert seen == [DEFAULT_INTERVAL_S, 0.0]
+    assert (tmp_path / "b" / "last" / "checkpoint.pt").is_file()
+    # The help names the same default (argparse's default stays None: its parser has no torch).
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert f"(default {DEFAULT_INTERVAL_S:g}; 0: every epoch)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+
+
 def test_a_run_trained_without_test_exports_with_the_parity_pass_only(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run("train", *sets("epochs=1"), "--out", out).returncode == 0
@@ -105,6 +135,11 @@ def test_a_run_trained_without_test_exports_with_the_parity_pass_only(tmp_path: 
             "CIFAR-10 not found",
         ),
         (["train", "--resume"], 1, "nothing to resume"),
+        (
+            ["train", "--checkpoint-every", "-1"],
+            2,
+            "--checkpoint-every '-1': expected seconds >= 0",
+        ),
         (["evaluate", "--checkpoint", "/nonexistent.pt"], 3, "checkpoint not found"),
         (["export", "/nonexistent"], 3, "/nonexistent is not a folder"),
         (["export", "."], 3, "holds no best/checkpoint.pt: not a training run folder"),

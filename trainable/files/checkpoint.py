@@ -16,6 +16,10 @@ from trainable.files.run_dir import FILENAME
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "config", "classes", "norm", "epoch")
+# Production training, a search's trials and its retraining seeds write their resume point at
+# most this often (and at their end): a killed run loses at most this much training, and a run
+# of sub-second epochs no longer spends a fifth of its time writing checkpoints.
+DEFAULT_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True)
