@@ -143,7 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     budget_s = parse_duration(args.budget)
     folders = [make(v, args.data_root) for v in args.variants] + args.folder
-    runs = [one(f, budget_s, rep, args.keep) for f in folders for rep in range(args.repeats)]
+    if not folders or args.repeats < 1:
+        p.error("nothing to run: give --variants or --folder, and --repeats >= 1")
+    runs: list[dict[str, Any]] = []
+    total = len(folders) * args.repeats
+    for f in folders:
+        for rep in range(args.repeats):
+            runs.append(one(f, budget_s, rep, args.keep))
+            # Written after every pair: a pair is 2 x the budget, and a bench stopped after
+            # hours keeps what it measured ("complete" says whether it got to the end).
+            partial = {"budget_s": budget_s, "repeats": args.repeats, "runs": runs}
+            partial["complete"] = len(runs) == total
+            out = write_json("own_data", partial | {"environment": environment()}, args.json)
     table = ["| folder | search: test acc | wall s | default: test acc | wall s | gain |"]
     table.append("|---|---|---|---|---|---|")
     for f in folders:
@@ -161,9 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{med('default', 'test_accuracy'):.2%} | {med('default', 'wall_s'):.0f} | {gain:+.2%} |"
         )
     print(f"\nbudget {budget_s:.0f} s, medians of {args.repeats}\n" + "\n".join(table))
-    payload = {"budget_s": budget_s, "repeats": args.repeats, "runs": runs}
-    payload["environment"] = environment()
-    print(f"wrote {write_json('own_data', payload, args.json)}")
+    print(f"wrote {out}")
     return 0
 
 
