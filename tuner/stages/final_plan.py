@@ -60,7 +60,7 @@ def plan_final_training(
     print(
         f"measuring the final training's speed here ({PROBE_EPOCHS} short epochs) ...", flush=True
     )
-    probe = probe_epoch_s(config, data.ref(config), *data.resources())
+    probe = probe_epoch_s(config, data.ref(config), *data.resources(), spec.checkpoint_interval_s)
     epoch_s = probe.get("epoch_s", derived)
     if not probe:
         print("the probe could not train 2 epochs of this config: the trials' speed decides")

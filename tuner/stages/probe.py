@@ -8,10 +8,13 @@ out. The probe trains the final config for `PROBE_EPOCHS` epochs on at most `PRO
 of its images, as a Ray task with the final training's resources, and scales each epoch to
 every image:
 
-    epoch_s = train_s * images / probed_images + (evaluation + checkpoint)
+    epoch_s = train_s * images / probed_images + evaluation + write_s * min(1, epoch / interval)
 
 Its first epoch stands for the final training's first ones (a whitening stem's bias trains
-then, which is slower), its second for the rest.
+then, which is slower), its second for the rest. The final training writes its checkpoint
+every `checkpoint_interval_s`, not every epoch: the probe writes once, at its end, and each
+epoch is charged that write's share (all of it where epochs outlast the interval). Charging
+a whole write to every 2-s epoch had planned 3.5% too few epochs (session 17).
 
 Costs a few seconds: two epochs of at most 8,192 images, and the task's start.
 """
@@ -19,6 +22,7 @@ Costs a few seconds: two epochs of at most 8,192 images, and the task's start.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from typing import Any
 
@@ -28,6 +32,7 @@ import ray
 from trainable.config import TrainConfig, build_config
 from trainable.data.datasets import Splits
 from trainable.errors import ConfigError
+from trainable.files.checkpoint import SavePolicy
 from trainable.training.engine import train
 from tuner.integrations.cluster import user_errors_from_ray
 from tuner.search.limits import cap_gpu_memory
@@ -36,7 +41,11 @@ PROBE_EPOCHS = 2
 PROBE_IMAGES = 8192
 
 
-def _probe(config_dict: dict[str, Any], data: Splits, gpu_fraction: float) -> dict[str, float]:
+def measure_epoch(
+    config_dict: dict[str, Any], data: Splits, gpu_fraction: float, save_every_s: float = 0.0
+) -> dict[str, float]:
+    """The probe in this process: `probe_epoch_s` runs it as a Ray task with the final
+    training's resources; a plain process (the own-data bench's default arm) calls it as is."""
     config = build_config(config_dict)
     if config.dataset.val_fraction == 0:  # a refit trains on the validation images too
         data = data.without_validation()
@@ -59,33 +68,47 @@ def _probe(config_dict: dict[str, Any], data: Splits, gpu_fraction: float) -> di
                 report=lambda m, _c: epochs.append(dict(m)),
                 data=data,
                 evaluate_best=False,
+                save_policy=SavePolicy(interval_s=math.inf),  # one write, at the end
             )
     except ConfigError:  # e.g. a schedule too short for 2 epochs of a tiny folder
         return {}
     if len(epochs) < PROBE_EPOCHS:  # it diverged (the final training retries at a lower lr)
         return {}
     first, steady = (full_epoch_s(m, images, probed) for m in epochs[:2])
+    write_s = epochs[1].get("checkpoint_s", 0.0)
     return {
-        "epoch_s": steady,
+        "epoch_s": steady + write_share(write_s, steady, save_every_s),
         # what the slower first epochs add to the run, beyond `epoch_s` each
         "first_epochs_extra_s": slow_epochs * max(0.0, first - steady),
         "probed_images": float(probed),
+        "write_s": write_s,
     }
 
 
 def full_epoch_s(metrics: dict[str, float], images: int, probed: int) -> float:
-    """An epoch of `images` from one of `probed`: the training scales with the images, the
-    rest of the epoch (evaluation, checkpoint) does not."""
+    """An epoch of `images` from one of `probed`, without its checkpoint: the training scales
+    with the images, the rest of the epoch (evaluation) does not."""
     train_s = metrics["train_s"]
-    rest = metrics["epoch_s"] - train_s + metrics.get("checkpoint_s", 0.0)
-    return train_s * images / probed + max(0.0, rest)
+    return train_s * images / probed + max(0.0, metrics["epoch_s"] - train_s)
 
 
-def probe_epoch_s(config: TrainConfig, data_ref: Any, cpus: float, gpu: float) -> dict[str, float]:
-    """{"epoch_s", "probed_images"}: one epoch of `config` on every one of its training images;
-    {} when two epochs of it cannot be trained or diverge (the caller falls back to an
-    estimate)."""
-    task = ray.remote(_probe).options(num_cpus=cpus, num_gpus=gpu)
+def write_share(write_s: float, epoch_s: float, interval_s: float) -> float:
+    """An epoch's share of the checkpoint writes at one every `interval_s` (0: every epoch):
+    a write follows the first epoch to end `interval_s` after the last one, so epochs longer
+    than the interval pay a write each, shorter ones `epoch_s / interval_s` of one."""
+    if interval_s <= epoch_s:
+        return write_s
+    return write_s * epoch_s / interval_s
+
+
+def probe_epoch_s(
+    config: TrainConfig, data_ref: Any, cpus: float, gpu: float, save_every_s: float
+) -> dict[str, float]:
+    """{"epoch_s", "first_epochs_extra_s", "probed_images", "write_s"}: one epoch of `config`
+    on every one of its training images, checkpointed every `save_every_s`; {} when two epochs
+    of it cannot be trained or diverge (the caller falls back to an estimate)."""
+    task = ray.remote(measure_epoch).options(num_cpus=cpus, num_gpus=gpu)
     with user_errors_from_ray():
-        measured: dict[str, float] = ray.get(task.remote(config.to_dict(), data_ref, gpu))
+        ref = task.remote(config.to_dict(), data_ref, gpu, save_every_s)
+        measured: dict[str, float] = ray.get(ref)
     return measured

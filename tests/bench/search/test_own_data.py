@@ -23,7 +23,7 @@ def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: 
     b = raw["budget"]
     b["total_s"] = b["after_retrain_s"] + b["reserve_s"] + 2.4 * b["retrain_epoch_s"]
     spec_file.write_text(yaml.safe_dump(raw))
-    arm = default_arm(spec_file, 40, tmp_path)
+    arm = default_arm(spec_file, 40, tmp_path, b["retrain_epoch_s"])
     assert arm["ok"] and arm["epochs"] == 2
     assert 0.0 <= arm["test_accuracy"] <= 1.0 and arm["wall_s"] > 0
     trained = yaml.safe_load((tmp_path / "default.yaml").read_text())
@@ -36,3 +36,10 @@ def test_the_default_arm_trains_the_planned_base_for_the_whole_budget(tmp_path: 
     slower = default_arm(spec_file, 40, tmp_path / "slower", 2 * b["retrain_epoch_s"])
     assert slower["ok"] and slower["epochs"] == 1
     assert slower["epoch_s"] == 2 * b["retrain_epoch_s"]
+    # Without an epoch time the arm measures its own, in a plain process, inside its wall.
+    (tmp_path / "probed").mkdir()
+    probed = default_arm(spec_file, 40, tmp_path / "probed")
+    assert probed["ok"] and probed["probe"]["epoch_s"] == probed["epoch_s"] > 0
+    assert probed["probe"]["write_s"] > 0 and probed["wall_s"] > probed["train_wall_s"]
+    expected = b["total_s"] - b["after_retrain_s"] - b["reserve_s"]
+    assert probed["epochs"] <= max(1, round(expected / probed["epoch_s"]))

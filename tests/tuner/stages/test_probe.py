@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,7 @@ from trainable.config import build_config
 from trainable.data.datasets import load_splits
 from trainable.model.registry import MODELS, register
 from tuner.stages import probe
-from tuner.stages.probe import full_epoch_s
+from tuner.stages.probe import full_epoch_s, write_share
 
 TINY = {
     "dataset": {
@@ -28,10 +30,19 @@ TINY = {
 
 
 def test_the_training_part_scales_with_the_images_the_rest_does_not() -> None:
-    # 2 s of training on 1,000 images, 0.4 s of evaluation and 0.1 s of checkpoint
+    # 2 s of training on 1,000 images, 0.4 s of evaluation; the checkpoint is charged apart
     epoch = {"train_s": 2.0, "epoch_s": 2.4, "checkpoint_s": 0.1}
-    assert full_epoch_s(epoch, images=10_000, probed=1000) == pytest.approx(20.5)
-    assert full_epoch_s(epoch, images=1000, probed=1000) == pytest.approx(2.5)
+    assert full_epoch_s(epoch, images=10_000, probed=1000) == pytest.approx(20.4)
+    assert full_epoch_s(epoch, images=1000, probed=1000) == pytest.approx(2.4)
+
+
+@pytest.mark.parametrize(
+    ("interval_s", "share"),
+    [(0.0, 0.1), (1.5, 0.1), (2.0, 0.1), (30.0, 0.1 * 2.0 / 30.0), (math.inf, 0.0)],
+)
+def test_an_epoch_pays_its_share_of_the_checkpoint_writes(interval_s: float, share: float) -> None:
+    # A 0.1-s write after 2-s epochs: every epoch at intervals up to 2 s, one in 15 at 30 s.
+    assert write_share(0.1, epoch_s=2.0, interval_s=interval_s) == pytest.approx(share)
 
 
 @pytest.mark.parametrize("cap", [10_000, 200])
@@ -41,13 +52,15 @@ def test_the_probe_trains_two_epochs_on_at_most_its_share(
     monkeypatch.setattr(probe, "PROBE_IMAGES", cap)
     config = build_config(TINY)
     data = load_splits(config.dataset)
-    measured = probe._probe(config.to_dict(), data, 0.0)
+    measured = probe.measure_epoch(config.to_dict(), data, 0.0)
     assert measured["probed_images"] == min(cap, len(data.train))
     assert measured["epoch_s"] > 0 and measured["first_epochs_extra_s"] == 0  # no whitening stem
+    # the one write at its end was timed, and at an interval of 0 every epoch carries it
+    assert measured["write_s"] > 0 and measured["epoch_s"] > measured["write_s"]
     # a refit probes the validation images too, as the final training trains on them
     refit = build_config(TINY | {"dataset": TINY["dataset"] | {"val_fraction": 0.0}})
     whole = len(load_splits(refit.dataset).train)
-    assert probe._probe(refit.to_dict(), data, 0.0)["probed_images"] == min(cap, whole)
+    assert probe.measure_epoch(refit.to_dict(), data, 0.0)["probed_images"] == min(cap, whole)
 
 
 def test_a_config_two_epochs_cannot_train_gives_no_measurement(
@@ -56,7 +69,7 @@ def test_a_config_two_epochs_cannot_train_gives_no_measurement(
     # 100 images at batch 50: 4 steps in 2 epochs, a one-step warm-up the schedule refuses
     monkeypatch.setattr(probe, "PROBE_IMAGES", 100)
     config = build_config(TINY)
-    assert probe._probe(config.to_dict(), load_splits(config.dataset), 0.0) == {}
+    assert probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0) == {}
 
 
 def test_a_whitening_stem_s_slower_first_epochs_are_counted(
@@ -67,7 +80,8 @@ def test_a_whitening_stem_s_slower_first_epochs_are_counted(
     monkeypatch.setattr(probe, "full_epoch_s", lambda *_a: next(times))
     whiten = {"name": "fastnet", "width": 8, "depth": 2, "stem": "whiten"}
     config = build_config(TINY | {"model": whiten | {"whiten": {"images": 64, "bias_epochs": 3}}})
-    measured = probe._probe(config.to_dict(), load_splits(config.dataset), 0.0)
+    # checkpointed never but at its end: no write's share in the epoch
+    measured = probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0, math.inf)
     # the final training's 3 bias epochs cost 1 s more each than the steady 2 s
     assert measured["epoch_s"] == 2.0 and measured["first_epochs_extra_s"] == pytest.approx(3.0)
 
@@ -88,6 +102,6 @@ def test_a_probe_that_diverges_gives_no_measurement() -> None:
 
     try:
         config = build_config(TINY | {"model": {"name": "probe-nan"}})
-        assert probe._probe(config.to_dict(), load_splits(config.dataset), 0.0) == {}
+        assert probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0) == {}
     finally:
         del MODELS["probe-nan"]
