@@ -3,8 +3,9 @@
 A run's final training is a Ray task; the own-data benchmark's default arm is `python -m
 trainable train`, a plain process. In session 17 the same network on the same images trained
 1.86 s an epoch in the first and 1.70 s in the second. This bench trains one spec's final
-training config both ways, interleaved, nothing else changed: plain in this process, and as a
-Ray task with the final training's resources, with Ray's dashboard on and off.
+training config both ways, interleaved, nothing else changed: plain, and as a
+Ray task with the final training's resources, with Ray's dashboard on and off, and after
+the run's probe in the same worker process. Each arm runs in a fresh process.
 
     python -m bench.search.in_ray --spec results/X/search_space.yaml [--data-root DIR]
         [--epochs 12] [--rounds 2] [--json PATH]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -28,15 +30,20 @@ import yaml
 from bench.support.env import environment, write_json
 from bench.support.specs import read_spec
 
-ARMS = ("plain", "ray", "ray-no-dashboard")
+ARMS = ("plain", "ray", "ray-no-dashboard", "ray-after-probe")
 
 
-def epoch_times(config_dict: dict[str, Any], data: Any) -> list[float]:
-    """Each epoch's time (training and what follows it, no checkpoint) of `config_dict`."""
+def epoch_times(config_dict: dict[str, Any], data: Any, probe_first: bool = False) -> list[float]:
+    """Each epoch's time (training and what follows it, no checkpoint) of `config_dict`; with
+    `probe_first`, after the run's probe has trained 2 epochs of it in the same process (a
+    run's retraining seed may land in the worker its probe used)."""
     from trainable.config import build_config
     from trainable.files.checkpoint import SavePolicy
     from trainable.training.engine import train
+    from tuner.stages.probe import measure_epoch
 
+    if probe_first:
+        measure_epoch(config_dict, data, 0.0)
     seen: list[float] = []
     with tempfile.TemporaryDirectory(prefix="in-ray-") as out:
         train(
@@ -50,7 +57,17 @@ def epoch_times(config_dict: dict[str, Any], data: Any) -> list[float]:
     return seen
 
 
-def in_ray(config_dict: dict[str, Any], data: Any, cpus: float, dashboard: bool) -> list[float]:
+def plain(config_dict: dict[str, Any], data: Any) -> list[float]:
+    """In a fresh process of its own (spawned), as `python -m trainable train` runs."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        times: list[float] = pool.apply(epoch_times, (config_dict, data))
+    return times
+
+
+def in_ray(
+    config_dict: dict[str, Any], data: Any, cpus: float, dashboard: bool, probe_first: bool
+) -> list[float]:
+    """As a Ray task in a fresh worker (`max_calls=1`), Ray started for this arm alone."""
     import ray
 
     from tuner.integrations.cluster import RayOptions, ensure_ray, share_data
@@ -58,8 +75,8 @@ def in_ray(config_dict: dict[str, Any], data: Any, cpus: float, dashboard: bool)
     if not ensure_ray(RayOptions(dashboard=dashboard)):
         raise RuntimeError("Ray already runs in this process: each arm needs its own start")
     try:
-        task = ray.remote(epoch_times).options(num_cpus=cpus)
-        times: list[float] = ray.get(task.remote(config_dict, share_data(data)))
+        task = ray.remote(max_calls=1)(epoch_times).options(num_cpus=cpus)
+        times: list[float] = ray.get(task.remote(config_dict, share_data(data), probe_first))
         return times
     finally:
         ray.shutdown()
@@ -79,9 +96,11 @@ def run_arms(raw: dict[str, Any], epochs: int, rounds: int) -> list[dict[str, An
     for r in range(rounds):
         for arm in ARMS:
             if arm == "plain":
-                times = epoch_times(config.to_dict(), data)
+                times = plain(config.to_dict(), data)
             else:
-                times = in_ray(config.to_dict(), data, cpus, dashboard=arm == "ray")
+                dashboard = arm != "ray-no-dashboard"
+                probe_first = arm == "ray-after-probe"
+                times = in_ray(config.to_dict(), data, cpus, dashboard, probe_first)
             steady = statistics.median(times[skip:])
             rows.append({"round": r, "arm": arm, "epoch_s": times, "steady_epoch_s": steady})
             print(f"round {r} {arm:>16}: {steady:.3f} s an epoch (median after {skip})", flush=True)
