@@ -95,7 +95,8 @@ def full_epoch_s(metrics: dict[str, float], images: int, probed: int) -> float:
 def write_share(write_s: float, epoch_s: float, interval_s: float) -> float:
     """An epoch's share of the checkpoint writes at one every `interval_s` (0: every epoch):
     a write follows the first epoch to end `interval_s` after the last one, so epochs longer
-    than the interval pay a write each, shorter ones `epoch_s / interval_s` of one."""
+    than the interval pay a write each, shorter ones about `epoch_s / interval_s` of one (a
+    write every ceil(interval / epoch) epochs: at most one epoch's worth more)."""
     if interval_s <= epoch_s:
         return write_s
     return write_s * epoch_s / interval_s
