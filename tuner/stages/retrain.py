@@ -40,14 +40,13 @@ from tuner.integrations.cluster import user_errors_from_ray
 from tuner.results import bucket
 from tuner.results.layout import ResultsDir
 from tuner.search.limits import cap_gpu_memory
-from tuner.spec import SearchSpec
 
 # A diverging seed is trained again at these fractions of the winner's learning rate.
 RETRY_LR_SCALES = (0.5, 0.25)
-# A seed's checkpoint every `checkpoint_interval_s` (the spec's default here) and at its end,
-# not every epoch: a refit of 1,329 epochs of 0.24 s on an 8-px folder spent 0.056 s an epoch
-# writing its 24 MB checkpoint (bench/results/own_data_digits_big96_s15.json's run).
-DEFAULT_SAVE_EVERY_S: float = SearchSpec.model_fields["checkpoint_interval_s"].default
+# A seed's checkpoint every `checkpoint_interval_s` (default the trainer's interval) and at
+# its end, not every epoch: a refit of 1,329 epochs of 0.24 s on an 8-px folder spent 0.056 s
+# an epoch writing its 24 MB checkpoint (bench/results/own_data_digits_big96_s15.json's run).
+DEFAULT_SAVE_EVERY_S = checkpoint.DEFAULT_INTERVAL_S
 LR_SCALE_FILE = "lr_scale.txt"
 
 
