@@ -127,7 +127,7 @@ def _plain_probe(spec: SearchSpec) -> dict[str, float]:
     from trainable.data.datasets import load_splits
     from tuner.stages.probe import measure_epoch
 
-    config = spec.retrain_config({})  # its epochs do not matter: the probe trains 2
+    config = spec.retrain_config({})  # its epochs do not matter: the probe trains its own few
     return measure_epoch(
         config.to_dict(), load_splits(config.dataset), 0.0, spec.checkpoint_interval_s
     )

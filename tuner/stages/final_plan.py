@@ -52,18 +52,20 @@ def plan_final_training(
     budget = spec.budget
     if budget is None or started is None:
         return RetrainPlan(epochs=planned)
-    from tuner.stages.probe import PROBE_EPOCHS, probe_epoch_s
+    from tuner.stages.probe import MAX_PROBE_EPOCHS, PROBE_EPOCHS, probe_epoch_s
 
     measured = trial_images_per_s(results)
     derived = budget.epoch_s(measured)
     config = spec.retrain_config(best_params, planned)
     print(
-        f"measuring the final training's speed here ({PROBE_EPOCHS} short epochs) ...", flush=True
+        "measuring the final training's speed here "
+        f"({PROBE_EPOCHS}-{MAX_PROBE_EPOCHS} short epochs) ...",
+        flush=True,
     )
     probe = probe_epoch_s(config, data.ref(config), *data.resources(), spec.checkpoint_interval_s)
     epoch_s = probe.get("epoch_s", derived)
     if not probe:
-        print("the probe could not train 2 epochs of this config: the trials' speed decides")
+        print("the probe could not train this config's epochs: the trials' speed decides")
     elapsed = time.monotonic() - started
     epochs = budget.epochs(elapsed + probe.get("first_epochs_extra_s", 0.0), epoch_s=epoch_s)
     print(

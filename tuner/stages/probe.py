@@ -4,19 +4,23 @@ A run with a budget sizes its final training once the search is done. Deriving t
 from the trials' speed and the calibrated whole-machine speed-up missed by 25-30% either way
 (BENCHMARKS.md, "Own data", session 13): the trials ran side by side, one core each, and a
 small folder's epochs carry fixed costs (the checkpoint, the report) that the speed leaves
-out. The probe trains the final config for `PROBE_EPOCHS` epochs on at most `PROBE_IMAGES`
-of its images, as a Ray task with the final training's resources, and scales each epoch to
-every image:
+out. The probe trains the final config for a few epochs (`probe_epochs`) on at most
+`PROBE_IMAGES` of its images, as a Ray task with the final training's resources, and scales
+each epoch to every image:
 
     epoch_s = train_s * images / probed_images + evaluation + write_s * min(1, epoch / interval)
 
 Its first epoch stands for the final training's first ones (a whitening stem's bias trains
-then, which is slower), its second for the rest. The final training writes its checkpoint
-every `checkpoint_interval_s`, not every epoch: the probe writes once, at its end, and each
-epoch is charged that write's share (all of it where epochs outlast the interval). Charging
-a whole write to every 2-s epoch had planned 3.5% too few epochs (session 17).
+then, which is slower), the median of the others for the rest. A small folder's epochs are
+short and vary (few50's 0.4-s epochs moved ±8% from one to the next, and one steady epoch
+missed the final training's median by that much, session 17): the fewer images probed, the
+more epochs, up to `MAX_PROBE_EPOCHS`, so that the probe trains about
+`PROBE_EPOCHS * PROBE_IMAGES` images in all. The final training writes its checkpoint every
+`checkpoint_interval_s`, not every epoch: the probe writes once, at its end, and each epoch
+is charged that write's share (all of it where epochs outlast the interval). Charging a whole
+write to every 2-s epoch had planned 3.5% too few epochs (session 17).
 
-Costs a few seconds: two epochs of at most 8,192 images, and the task's start.
+Costs a few seconds: at most 16,384 images' training, and the task's start.
 """
 
 from __future__ import annotations
@@ -37,8 +41,16 @@ from trainable.training.engine import train
 from tuner.integrations.cluster import user_errors_from_ray
 from tuner.search.limits import cap_gpu_memory
 
-PROBE_EPOCHS = 2
+PROBE_EPOCHS = 2  # the fewest: a first epoch and a steady one
+MAX_PROBE_EPOCHS = 8
 PROBE_IMAGES = 8192
+
+
+def probe_epochs(probed: int) -> int:
+    """Epochs enough to train about `PROBE_EPOCHS * PROBE_IMAGES` images, within
+    [`PROBE_EPOCHS`, `MAX_PROBE_EPOCHS`]: 2 for a large folder, 8 below 2,048 images."""
+    wanted = math.ceil(PROBE_EPOCHS * PROBE_IMAGES / max(1, probed))
+    return min(MAX_PROBE_EPOCHS, max(PROBE_EPOCHS, wanted))
 
 
 def measure_epoch(
@@ -56,7 +68,8 @@ def measure_epoch(
     # A whitening stem trains its bias for its first epochs, about 40% slower (gray28: 1.5 s
     # an epoch, then 1.08 s): the probe's first epoch is such an epoch, its second one not.
     slow_epochs = config.model.whiten.bias_epochs if config.model.stem == "whiten" else 0
-    short = config.to_dict() | {"epochs": PROBE_EPOCHS}
+    n_epochs = probe_epochs(probed)
+    short = config.to_dict() | {"epochs": n_epochs}
     if slow_epochs:
         short["model"] = short["model"] | {"whiten": short["model"]["whiten"] | {"bias_epochs": 1}}
     epochs: list[dict[str, float]] = []
@@ -70,17 +83,19 @@ def measure_epoch(
                 evaluate_best=False,
                 save_policy=SavePolicy(interval_s=math.inf),  # one write, at the end
             )
-    except ConfigError:  # e.g. a schedule too short for 2 epochs of a tiny folder
+    except ConfigError:  # e.g. a schedule too short for the probe's epochs of a tiny folder
         return {}
-    if len(epochs) < PROBE_EPOCHS:  # it diverged (the final training retries at a lower lr)
+    if len(epochs) < n_epochs:  # it diverged (the final training retries at a lower lr)
         return {}
-    first, steady = (full_epoch_s(m, images, probed) for m in epochs[:2])
-    write_s = epochs[1].get("checkpoint_s", 0.0)
+    first, *rest = (full_epoch_s(m, images, probed) for m in epochs)
+    steady = float(np.median(rest))
+    write_s = epochs[-1].get("checkpoint_s", 0.0)  # the one write, after the last epoch
     return {
         "epoch_s": steady + write_share(write_s, steady, save_every_s),
         # what the slower first epochs add to the run, beyond `epoch_s` each
         "first_epochs_extra_s": slow_epochs * max(0.0, first - steady),
         "probed_images": float(probed),
+        "probe_epochs": float(n_epochs),
         "write_s": write_s,
     }
 
@@ -106,8 +121,8 @@ def probe_epoch_s(
     config: TrainConfig, data_ref: Any, cpus: float, gpu: float, save_every_s: float
 ) -> dict[str, float]:
     """{"epoch_s", "first_epochs_extra_s", "probed_images", "write_s"}: one epoch of `config`
-    on every one of its training images, checkpointed every `save_every_s`; {} when two epochs
-    of it cannot be trained or diverge (the caller falls back to an estimate)."""
+    on every one of its training images, checkpointed every `save_every_s`; {} when the probe's
+    epochs of it cannot be trained or diverge (the caller falls back to an estimate)."""
     task = ray.remote(measure_epoch).options(num_cpus=cpus, num_gpus=gpu)
     with user_errors_from_ray():
         ref = task.remote(config.to_dict(), data_ref, gpu, save_every_s)

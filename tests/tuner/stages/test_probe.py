@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -45,8 +46,16 @@ def test_an_epoch_pays_its_share_of_the_checkpoint_writes(interval_s: float, sha
     assert write_share(0.1, epoch_s=2.0, interval_s=interval_s) == pytest.approx(share)
 
 
+@pytest.mark.parametrize(
+    ("probed", "epochs"), [(8192, 2), (100_000, 2), (4096, 4), (3000, 6), (2048, 8), (50, 8)]
+)
+def test_the_fewer_images_probed_the_more_epochs(probed: int, epochs: int) -> None:
+    # about 2 x 8,192 images in all, within 2 to 8 epochs
+    assert probe.probe_epochs(probed) == epochs
+
+
 @pytest.mark.parametrize("cap", [10_000, 200])
-def test_the_probe_trains_two_epochs_on_at_most_its_share(
+def test_the_probe_trains_its_epochs_on_at_most_its_share(
     cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(probe, "PROBE_IMAGES", cap)
@@ -54,6 +63,7 @@ def test_the_probe_trains_two_epochs_on_at_most_its_share(
     data = load_splits(config.dataset)
     measured = probe.measure_epoch(config.to_dict(), data, 0.0)
     assert measured["probed_images"] == min(cap, len(data.train))
+    assert measured["probe_epochs"] == probe.probe_epochs(min(cap, len(data.train)))
     assert measured["epoch_s"] > 0 and measured["first_epochs_extra_s"] == 0  # no whitening stem
     # the one write at its end was timed, and at an interval of 0 every epoch carries it
     assert measured["write_s"] > 0 and measured["epoch_s"] > measured["write_s"]
@@ -75,8 +85,8 @@ def test_a_config_two_epochs_cannot_train_gives_no_measurement(
 def test_a_whitening_stem_s_slower_first_epochs_are_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the probe's two epochs, as full epochs: 3 s (bias training) then 2 s
-    times = iter([3.0, 2.0])
+    # the probe's epochs, as full epochs: 3 s (bias training) then 2 s each
+    times = itertools.chain([3.0], itertools.repeat(2.0))
     monkeypatch.setattr(probe, "full_epoch_s", lambda *_a: next(times))
     whiten = {"name": "fastnet", "width": 8, "depth": 2, "stem": "whiten"}
     config = build_config(TINY | {"model": whiten | {"whiten": {"images": 64, "bias_epochs": 3}}})
@@ -84,6 +94,19 @@ def test_a_whitening_stem_s_slower_first_epochs_are_counted(
     measured = probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0, math.inf)
     # the final training's 3 bias epochs cost 1 s more each than the steady 2 s
     assert measured["epoch_s"] == 2.0 and measured["first_epochs_extra_s"] == pytest.approx(3.0)
+
+
+def test_the_steady_epoch_is_the_median_of_all_but_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a short-epoch folder: 8 epochs, one of them slowed (as a shared machine does)
+    times = iter([0.5, 0.40, 0.38, 0.70, 0.41, 0.39, 0.42, 0.40])
+    monkeypatch.setattr(probe, "full_epoch_s", lambda *_a: next(times))
+    config = build_config(TINY)
+    measured = probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0, math.inf)
+    assert measured["probe_epochs"] == 8
+    assert measured["epoch_s"] == pytest.approx(0.40)  # not the 0.70, nor the mean 0.443
+    assert measured["first_epochs_extra_s"] == 0  # no whitening stem: no slower first epochs
 
 
 def test_a_probe_that_diverges_gives_no_measurement() -> None:
