@@ -38,6 +38,7 @@ from trainable.data.datasets import Splits
 from trainable.errors import ConfigError
 from trainable.files.checkpoint import SavePolicy
 from trainable.training.engine import train
+from trainable.vocab import DIVERGED
 from tuner.integrations.cluster import user_errors_from_ray
 from tuner.search.limits import cap_gpu_memory
 
@@ -85,17 +86,21 @@ def measure_epoch(
             )
     except ConfigError:  # e.g. a schedule too short for the probe's epochs of a tiny folder
         return {}
-    if len(epochs) < n_epochs:  # it diverged (the final training retries at a lower lr)
+    # A diverging config reports its last epoch without timings; the final training retries
+    # it at a lower lr, at the same speed, so the epochs timed before still count.
+    timed = [m for m in epochs if "train_s" in m and not m.get(DIVERGED)]
+    if len(timed) < PROBE_EPOCHS:
         return {}
-    first, *rest = (full_epoch_s(m, images, probed) for m in epochs)
+    first, *rest = (full_epoch_s(m, images, probed) for m in timed)
     steady = float(np.median(rest))
-    write_s = epochs[-1].get("checkpoint_s", 0.0)  # the one write, after the last epoch
+    # the one write, after the last epoch (none where it diverged before)
+    write_s = timed[-1].get("checkpoint_s", 0.0) if len(timed) == n_epochs else 0.0
     return {
         "epoch_s": steady + write_share(write_s, steady, save_every_s),
         # what the slower first epochs add to the run, beyond `epoch_s` each
         "first_epochs_extra_s": slow_epochs * max(0.0, first - steady),
         "probed_images": float(probed),
-        "probe_epochs": float(n_epochs),
+        "probe_epochs": float(len(timed)),
         "write_s": write_s,
     }
 
@@ -122,7 +127,8 @@ def probe_epoch_s(
 ) -> dict[str, float]:
     """{"epoch_s", "first_epochs_extra_s", "probed_images", "write_s"}: one epoch of `config`
     on every one of its training images, checkpointed every `save_every_s`; {} when the probe's
-    epochs of it cannot be trained or diverge (the caller falls back to an estimate)."""
+    epochs of it cannot be trained, or it diverges before two (the caller falls back to an
+    estimate)."""
     task = ray.remote(measure_epoch).options(num_cpus=cpus, num_gpus=gpu)
     with user_errors_from_ray():
         ref = task.remote(config.to_dict(), data_ref, gpu, save_every_s)

@@ -11,6 +11,7 @@ from torch import nn
 
 from trainable.config import build_config
 from trainable.data.datasets import load_splits
+from trainable.data.loaders import train_steps
 from trainable.model.registry import MODELS, register
 from tuner.stages import probe
 from tuner.stages.probe import full_epoch_s, write_share
@@ -109,22 +110,40 @@ def test_the_steady_epoch_is_the_median_of_all_but_the_first(
     assert measured["first_epochs_extra_s"] == 0  # no whitening stem: no slower first epochs
 
 
-def test_a_probe_that_diverges_gives_no_measurement() -> None:
+@pytest.mark.parametrize(("good_epochs", "timed"), [(0, None), (1, None), (2, 2), (5, 5)])
+def test_a_probe_that_diverges_is_timed_on_the_epochs_before(
+    good_epochs: int, timed: int | None
+) -> None:
+    # NaN losses from epoch good_epochs + 1. The digits folder's winner diverged in its
+    # probe's 3rd epoch, and the run crashed on the untimed report of that epoch (session 18).
+    config = build_config(TINY)
+    data = load_splits(config.dataset)
+    steps = train_steps(len(data.train), config.batch_size)
+
     @register("probe-nan")
     def nan_net(num_classes: int, width: int, depth: int, dropout: float) -> nn.Module:
         class Nan(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.fc = nn.Linear(3, num_classes)
+                self.calls = 0
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 out = self.fc(x.mean(dim=(2, 3)))
-                return out * float("nan") if self.training else out  # NaN loss from step 1
+                if not self.training:
+                    return out
+                self.calls += 1
+                return out * float("nan") if self.calls > good_epochs * steps else out
 
         return Nan()
 
     try:
         config = build_config(TINY | {"model": {"name": "probe-nan"}})
-        assert probe.measure_epoch(config.to_dict(), load_splits(config.dataset), 0.0) == {}
+        measured = probe.measure_epoch(config.to_dict(), data, 0.0)
+        if timed is None:  # fewer than a first and a steady epoch: no measurement
+            assert measured == {}
+        else:
+            assert measured["probe_epochs"] == timed and measured["epoch_s"] > 0
+            assert measured["write_s"] == 0  # it never reached its one write
     finally:
         del MODELS["probe-nan"]
