@@ -24,6 +24,16 @@ class Whitening(nn.Conv2d):
         assert self.bias is not None  # bias=True above; for mypy
         nn.init.zeros_(self.bias)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # In float32 even under autocast. The filters scale the patches' weakest directions by
+        # up to 1/sqrt(eps) (~45) and cancel between channels: in bf16 (8-bit mantissa) the
+        # rounding of inputs and weights broke the cancellation, and the digits folder's
+        # default config (8-px grayscale, trained as 3 equal channels) diverged in its first
+        # epoch on bf16 CPUs, every seed (session 18); in float32 it trains. The network's
+        # cheapest conv; the next layer is back under autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
     @torch.no_grad()
     def init_from_covariance(self, cov: torch.Tensor, eps: float) -> None:
         """From the patches' covariance (`patch_covariance`), computed once per split."""

@@ -55,6 +55,24 @@ def test_whitening_filters_whiten_the_patches() -> None:
     assert torch.allclose(white, torch.eye(12, dtype=white.dtype), atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_whitening_conv_runs_in_float32_under_autocast(dtype: torch.dtype) -> None:
+    # A grayscale image as 3 equal channels: 8 of a 2 x 2 patch's 12 directions unspanned,
+    # their filters scaled by 1/sqrt(eps) and cancelling between channels. In bf16 the
+    # cancellation failed and the digits folder's default config diverged.
+    gray = correlated_images()[:, :1].expand(-1, 3, -1, -1).contiguous()
+    layer = Whitening(3, 2)
+    layer.init_from_covariance(patch_covariance(gray, 2), eps=5e-4)
+    exact = layer(gray)
+    with torch.autocast("cpu", dtype=dtype):
+        out = layer(gray.to(dtype))  # a previous layer's half-precision output, too
+    assert out.dtype == torch.float32
+    # only the input's own rounding remains, not the filters' amplified by ~45
+    reference = layer(gray.to(dtype).float())
+    assert torch.equal(out, reference)
+    assert (out - exact).abs().max() < 0.1 * exact.abs().max()
+
+
 def test_whitening_stem_is_initialised_from_the_training_images() -> None:
     cfg = ModelConfig(name="fastnet", width=8, stem="whiten")
     net = build_network(cfg, 4)
