@@ -64,9 +64,9 @@ class _Best(_Model):
     trials: int
     trial_status_counts: dict[str, int]
     epochs_spent: int
-    best_trial_id: str
+    best_trial_id: str | None  # None: no trial reported a score (a budgeted run trains the base)
     metric: str
-    best_value: float
+    best_value: float | None
     retrained: Retrained = Retrained.WINNER  # written before this key existed: the winner
     versus_base: BaseComparison | None = None
 

@@ -31,8 +31,7 @@ def deploy(results: ResultsDir, formats: tuple[str, ...] = ("onnx",)) -> dict[st
     origin = Origin(
         name=manifest.read().get("search_space", {}).get("name") or results.path.name,
         source=results.where,
-        produced_by=f"a search of {tables.trials} trials, best trial {tables.best_trial_id}; "
-        + (comparison or "no base-config comparison recorded"),
+        produced_by=_produced_by(tables, comparison),
         config_file="`best_config.yaml` beside this card",
         data=manifest.read().get("data_provenance"),
         search=search,
@@ -44,4 +43,15 @@ def deploy(results: ResultsDir, formats: tuple[str, ...] = ("onnx",)) -> dict[st
         origin,
         results.test_metrics,
         {"accuracy_mean_over_seeds": summary["test_accuracy_mean"]},
+    )
+
+
+def _produced_by(tables: TablesDone, comparison: str | None) -> str:
+    if tables.best_trial_id is None:  # a budgeted run whose trials all ended without a score
+        return (
+            f"a search of {tables.trials} trials, none of which reported a score in its time: "
+            "the base config, trained for the time the budget left"
+        )
+    return f"a search of {tables.trials} trials, best trial {tables.best_trial_id}; " + (
+        comparison or "no base-config comparison recorded"
     )

@@ -86,6 +86,8 @@ def trial_images_per_s(results: ResultsDir) -> float | None:
 
     if not results.trials.is_file():
         return None
-    rows = pd.read_parquet(results.trials, columns=["epoch", "images_per_s"])
+    rows = pd.read_parquet(results.trials)
+    if not {"epoch", "images_per_s"} <= set(rows.columns):  # no trial reported an epoch
+        return None
     steady = rows[rows["epoch"] >= 2]["images_per_s"].dropna()
     return float(steady.median()) if len(steady) else None

@@ -17,8 +17,8 @@ from tuner.stages.manifest import Manifest, SearchStatus
 
 def tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) -> TablesDone:
     """The tables and what later stages need from them (the config to retrain: the winner,
-    or the base config when the winner's gain over it is within noise), or one line if no
-    trial produced a result."""
+    or the base config when the winner's gain over it is within noise, or when no trial
+    produced a result in a run with a whole-run budget); else one line if none did."""
     from tuner.results.tables import write_tables
     from tuner.search.progress import summary_line
 
@@ -38,31 +38,52 @@ def tables_stage(search: Any, grid: Any, manifest: Manifest, val_images: int) ->
     line = summary_line(summary, objective.metric, wall_s)
     print(f"\nsearch done: {line}", flush=True)
     best_col = f"best_{objective.metric}"
+    spent: dict[str, Any] = {  # what the search spent, whatever it found
+        "summary": line,
+        "trials": len(summary),
+        "trial_status_counts": summary["status"].value_counts().to_dict() if len(summary) else {},
+        "epochs_spent": len(rows),
+        "metric": objective.metric,
+    }
     if summary.empty or summary[best_col].isna().all():
-        manifest.update(status=SearchStatus.FAILED)
-        budget = f" within time_budget_s={spec.time_budget_s:g}" if spec.time_budget_s else ""
-        raise UserError(
-            f"no trial reported a finite {objective.metric}{budget}: nothing to retrain; the "
-            f"reasons are in {search.results.summary} (column 'reason')"
-        )
-    trials, counts = len(summary), summary["status"].value_counts().to_dict()
+        return _no_result(spec, manifest, search.results.summary, spent)
     if spec.constraints:
         summary = _feasible_only(summary, best_col, spec, manifest, search.results.summary)
     best = summary.iloc[0]
     comparison, base_params = compare_with_base(spec, rows, summary, val_images)
     best_params = search.params_of(str(best["trial_id"]), grid)
     return TablesDone(
+        **spent,
         versus_base=comparison,
         retrained=Retrained.WINNER if base_params is None else Retrained.BASE,
-        summary=line,
-        trials=trials,
-        trial_status_counts=counts,
-        epochs_spent=len(rows),
         best_trial_id=str(best["trial_id"]),
-        metric=objective.metric,
         best_value=float(best[best_col]),
         search_best_params=best_params,
         best_params=best_params if base_params is None else base_params,
+    )
+
+
+def _no_result(
+    spec: SearchSpec, manifest: Manifest, where: Any, spent: dict[str, Any]
+) -> TablesDone:
+    """No trial reported a finite score. A run with a whole-run budget promised a model in
+    that time and has the base config (the default a run without search trains): it trains
+    that, and says so. Otherwise, one line: nothing to retrain."""
+    objective = spec.scheduler.objective
+    within = f" within time_budget_s={spec.time_budget_s:g}" if spec.time_budget_s else ""
+    what = f"no trial reported a finite {objective.metric}{within}"
+    point, _ = spec.base_point()
+    if spec.budget is None or point is None:
+        manifest.update(status=SearchStatus.FAILED)
+        raise UserError(f"{what}: nothing to retrain; the reasons are in {where} (column 'reason')")
+    print(f"{what}: the final training uses the base config (the reasons: {where})", flush=True)
+    return TablesDone(
+        **spent,
+        retrained=Retrained.BASE,
+        best_trial_id=None,
+        best_value=None,
+        search_best_params={},
+        best_params=point,
     )
 
 

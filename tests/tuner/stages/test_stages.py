@@ -16,6 +16,7 @@ import yaml
 
 from bench.support.killing import check_complete, recover, run_until
 from tests.tuner.conftest import assert_logged_once_after_resume, tiny_spec
+from trainable.errors import UserError
 from tuner.integrations.cluster import RayOptions
 from tuner.results.layout import ResultsDir
 from tuner.spec import validate_spec
@@ -115,6 +116,44 @@ def test_time_budget_ending_before_first_reports_finishes_on_what_finished(
     assert no_result["best_val_loss"].isna().all()
     assert outcome.status == "finished" and results.best_config().is_file()
     assert "without a result (time budget)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("budgeted", [True, False])
+def test_a_search_with_no_result_trains_the_base_only_in_a_budgeted_run(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], budgeted: bool
+) -> None:
+    """A run with a whole-run budget promised a model in that time: when no trial reported
+    a score (the search's time ran out first, e.g. on a loaded machine), it trains the base
+    config, the default a run without search trains. A spec without one says so and stops."""
+    # ~1-s epochs and 1 s of search: no trial reports its first epoch in time
+    raw: dict[str, Any] = tiny_spec("nothing", str(tmp_path), num_samples=4, time_budget_s=1)
+    raw["base"] = {
+        **raw["base"],
+        "dataset": {**raw["base"]["dataset"], "synthetic_train_size": 4000},
+    }
+    raw["scheduler"] = ONE_EPOCH_FIFO
+    raw["retrain"] = {"seeds": 1}
+    if budgeted:
+        raw["budget"] = {"total_s": 60, "retrain_epoch_s": 1.0, "max_epochs": 2}
+    spec = validate_spec(raw)
+    point, _ = spec.base_point()
+    assert point is not None
+    results = ResultsDir(tmp_path / "nothing")
+    if not budgeted:
+        with pytest.raises(UserError, match="no trial reported a finite val_loss within "):
+            experiment.run(spec, raw, RayOptions())
+        assert Manifest(results.manifest).status == "failed"
+        return
+    outcome = experiment.run(spec, raw, RayOptions())
+    summary = pd.read_csv(results.summary)
+    assert summary.empty or summary["best_val_loss"].isna().all(), summary
+    assert outcome.status == "finished" and outcome.retrained == "base"
+    assert outcome.best_trial_id is None and outcome.best_value is None
+    assert "the final training uses the base config" in capsys.readouterr().out
+    trained = yaml.safe_load(results.best_config().read_text())
+    assert trained["optimizer"]["lr"] == point["optimizer.lr"]
+    card = json.loads(results.model_card()[1].read_text())
+    assert "none of which reported a score" in json.dumps(card)
 
 
 def test_resume_redoes_nothing_recorded(ray_session: None, tmp_path: Path) -> None:
