@@ -67,7 +67,7 @@ def measure_epoch(
     data = dataclasses.replace(data, train=data.train.take(np.arange(probed)))
     cap_gpu_memory(gpu_fraction)
     # A whitening stem trains its bias for its first epochs, about 40% slower (gray28: 1.5 s
-    # an epoch, then 1.08 s): the probe's first epoch is such an epoch, its second one not.
+    # an epoch, then 1.08 s): the probe's first epoch is such an epoch, the others not.
     slow_epochs = config.model.whiten.bias_epochs if config.model.stem == "whiten" else 0
     n_epochs = probe_epochs(probed)
     short = config.to_dict() | {"epochs": n_epochs}
@@ -125,10 +125,10 @@ def write_share(write_s: float, epoch_s: float, interval_s: float) -> float:
 def probe_epoch_s(
     config: TrainConfig, data_ref: Any, cpus: float, gpu: float, save_every_s: float
 ) -> dict[str, float]:
-    """{"epoch_s", "first_epochs_extra_s", "probed_images", "write_s"}: one epoch of `config`
-    on every one of its training images, checkpointed every `save_every_s`; {} when the probe's
-    epochs of it cannot be trained, or it diverges before two (the caller falls back to an
-    estimate)."""
+    """{"epoch_s", "first_epochs_extra_s", "probed_images", "probe_epochs", "write_s"}: one
+    epoch of `config` on every one of its training images, checkpointed every `save_every_s`;
+    {} when the probe's epochs of it cannot be trained, or it diverges before two (the caller
+    falls back to an estimate)."""
     task = ray.remote(measure_epoch).options(num_cpus=cpus, num_gpus=gpu)
     with user_errors_from_ray():
         ref = task.remote(config.to_dict(), data_ref, gpu, save_every_s)
