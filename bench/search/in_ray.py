@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.support.env import environment, write_json
 from bench.support.specs import read_spec
 
@@ -138,11 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="plain first")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    raw = (
-        read_spec(args.spec, args.data_root)
-        if args.data_root
-        else yaml.safe_load(args.spec.read_text())
-    )
+    raw = read_spec(args.spec, args.data_root)
     if args.arms[0] != "plain":
         p.error("--arms: the first arm is plain, the one the others are compared with")
     rows = run_arms(raw, args.epochs, args.rounds, args.arms)

@@ -58,10 +58,10 @@ def tiny_spec(name: str, storage: str, **overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def read_spec(path: Path, data_root: str) -> dict[str, Any]:
-    """The spec file at `path` as a dict, its base dataset read from `data_root` (a synthetic
-    dataset has no root and is left as it is)."""
+def read_spec(path: Path, data_root: str | None) -> dict[str, Any]:
+    """The spec file at `path` as a dict, its base dataset read from `data_root` (None: the
+    spec's own root; a synthetic dataset has no root and is left as it is)."""
     raw: dict[str, Any] = yaml.safe_load(path.read_text())
-    if raw.get("base", {}).get("dataset", {}).get("name") != "synthetic":
+    if data_root is not None and raw.get("base", {}).get("dataset", {}).get("name") != "synthetic":
         raw["base"]["dataset"]["root"] = data_root
     return raw

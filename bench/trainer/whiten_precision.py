@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from bench.support.env import environment, write_json
@@ -83,11 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    raw = (
-        read_spec(args.spec, args.data_root)
-        if args.data_root
-        else yaml.safe_load(args.spec.read_text())
-    )
+    raw = read_spec(args.spec, args.data_root)
     rows = run_arms(raw, args.rounds)
     print(table(rows))
     payload = {"spec": str(args.spec), "rows": rows, "environment": environment()}

@@ -83,11 +83,13 @@ def trial_images_per_s(results: ResultsDir) -> float | None:
     """The median training speed the trials reported after their first epoch (the first
     carries start-up costs), or None without such rows."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     if not results.trials.is_file():
         return None
-    rows = pd.read_parquet(results.trials)
-    if not {"epoch", "images_per_s"} <= set(rows.columns):  # no trial reported an epoch
+    wanted = ["epoch", "images_per_s"]
+    if not set(wanted) <= set(pq.read_schema(results.trials).names):  # no trial reported
         return None
+    rows = pd.read_parquet(results.trials, columns=wanted)
     steady = rows[rows["epoch"] >= 2]["images_per_s"].dropna()
     return float(steady.median()) if len(steady) else None
