@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="after training, evaluate the best checkpoint once on the test split",
     )
     t.add_argument(
+        "--time-budget",
+        metavar="DURATION",
+        help="train for this long (e.g. 600, 10m, 1.5h): after each epoch the run re-plans "
+        "its epochs (more or fewer than the config's) to what fits at its measured pace, its "
+        "schedule stretched or squeezed to match (triangular schedule only); --test comes after",
+    )
+    t.add_argument(
         "--checkpoint-every",
         metavar="SECONDS",
         help="write the resume point at most this often, and at the end (default "
@@ -204,8 +211,10 @@ def _checkpoint_every(given: str | None) -> float:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from trainable.config import read_yaml
+    from trainable.config.reading import parse_duration
     from trainable.tracking import production_run
 
+    started = time.time()  # a --time-budget counts from the command's start
     out: Path = args.out or Path("results") / time.strftime("train-%Y%m%d-%H%M%S")
     resume_from = None
     if args.resume:
@@ -227,10 +236,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     config = _config(raw, args.overrides, args.data_root)
     every_s = _checkpoint_every(args.checkpoint_every)
+    end_at = None
+    if args.time_budget is not None:
+        end_at = started + parse_duration(args.time_budget, "--time-budget")
     print(f"training {config.model.name} on {config.dataset.name} -> {out}", flush=True)
     try:
         with production_run(config.to_dict(), out) as tracked:
-            return _train_and_test(config, out, resume_from, args.test, every_s, tracked)
+            return _train_and_test(config, out, resume_from, args.test, every_s, tracked, end_at)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; continue with: python -m trainable train --out {out} --resume",
@@ -255,11 +267,13 @@ def _train_and_test(
     test: bool,
     every_s: float,
     tracked: Any,
+    end_at: float | None = None,
 ) -> int:
     from trainable.files import atomic
     from trainable.files.checkpoint import SavePolicy
     from trainable.training.engine import progress_printer, train
     from trainable.training.evaluation import evaluate
+    from trainable.training.horizon import Deadline
     from trainable.vocab import Status
 
     report = progress_printer(config.epochs)
@@ -269,11 +283,13 @@ def _train_and_test(
         resume_from=resume_from,
         report=tracked.wrap(report) if tracked else report,
         save_policy=SavePolicy(interval_s=every_s),
+        deadline=Deadline(end_at) if end_at is not None else None,
     )
     summary: dict[str, Any] = {
         "status": result.status,
         "reason": result.reason,
         "epochs_run": result.epochs_run,
+        "epochs_planned": result.epochs_planned,
         "best_epoch": result.best_epoch,
         "monitor": result.monitor,
         "best_metric": result.best_metric,

@@ -30,6 +30,7 @@ EPOCH = "epoch"
 FINAL = "final"  # 1.0 on the epoch after which the trainer ends by its own rules
 DIVERGED = "diverged"  # 1.0 on the report of a run whose loss became non-finite
 REASON = "reason"  # why the run ended, in words
+EPOCHS_TOTAL = "epochs_total"  # the run's planned epochs, on a run a deadline re-plans
 TRIAL_ID = "trial_id"
 
 Mode = Literal["max", "min"]

@@ -199,7 +199,8 @@ def _with_flags(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 
 def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
     """`run` without a spec: the folder and the budget planned as `init` would."""
-    from tuner.planning.auto import parse_duration, plan_folder
+    from trainable.config.reading import parse_duration
+    from tuner.planning.auto import plan_folder
 
     if not args.data_root or not args.time_budget:
         raise ConfigError(
@@ -215,7 +216,8 @@ def _planned(args: argparse.Namespace) -> tuple[SearchSpec, dict[str, Any]]:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from tuner.planning.auto import parse_duration, plan_folder
+    from trainable.config.reading import parse_duration
+    from tuner.planning.auto import plan_folder
     from tuner.planning.plan import name_for
 
     budget_s = parse_duration(args.time_budget)
@@ -351,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec, raw = load(args.spec, args) if args.spec else _planned(args)
             budget_s = spec.budget.total_s if spec.budget else None
             if not args.spec:  # planned: the budget given, planning included
-                from tuner.planning.auto import parse_duration
+                from trainable.config.reading import parse_duration
 
                 budget_s = parse_duration(args.time_budget)
             results = experiment.results_dir_for(spec)

@@ -29,7 +29,7 @@ import yaml
 
 from bench.support.env import environment, write_json
 from bench.support.variants import VARIANTS, make
-from tuner.planning.auto import parse_duration
+from trainable.config.reading import parse_duration
 from tuner.spec import SearchSpec, validate_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,8 +103,11 @@ def default_arm(
     config = spec.retrain_config({}, epochs).to_dict()
     config_file = work / "default.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    # Held to the budget as the run's final training is: it re-plans its epochs as it goes.
+    left_s = spec.budget.total_s - (time.monotonic() - t0)
+    left_s -= spec.budget.after_retrain_s + spec.budget.reserve_s
     cmd = [sys.executable, "-m", "trainable", "train", "--config", str(config_file)]
-    cmd += ["--out", str(work / "default"), "--test"]
+    cmd += ["--out", str(work / "default"), "--test", "--time-budget", f"{max(1.0, left_s):.1f}"]
     done, wall = _timed(cmd, timeout=budget_s * 3 + 300)
     if done.returncode != 0:
         return {"ok": False, "wall_s": wall, "error": done.stderr.strip().splitlines()[-1:]}
@@ -114,7 +117,8 @@ def default_arm(
         "ok": True,
         "wall_s": time.monotonic() - t0,  # with the probe, as the run's wall has its own
         "train_wall_s": wall,
-        "epochs": epochs,
+        "epochs": epochs,  # as planned; `epochs_trained` after the re-plans
+        "epochs_trained": result.get("epochs_planned"),
         "epoch_s": epoch_s or spec.budget.retrain_epoch_s,
         "probe": probe,
         "test_accuracy": result["test_accuracy"],

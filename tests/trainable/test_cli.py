@@ -189,3 +189,21 @@ def test_the_readme_has_the_exit_code_table() -> None:
 
     assert exit_code_table() in (REPO / "README.md").read_text()
     assert {int(c) for c in ExitCode} == {0, 1, 2, 3, 4, 5, 130, 143}
+
+
+def test_a_time_budget_replans_the_epochs_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
+    from trainable.cli import main
+
+    # A budget already spent: after two timed epochs the run ends its schedule in one more,
+    # and result.json says which epochs it planned last.
+    out = tmp_path / "run"
+    triangular = sets("epochs=20", "schedule.name=triangular")
+    assert main(["train", *triangular, "--time-budget", "0.01", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs_run"] == 4 and result["epochs_planned"] == 4
+    assert "re-planned to the deadline" in result["reason"]
+    proc = run("train", *triangular, "--time-budget", "soon", "--out", tmp_path / "bad")
+    assert proc.returncode == 2 and not (tmp_path / "bad").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "error: --time-budget 'soon' is not a duration; write e.g. 600, 600s, 10m or 1.5h"
+    ]

@@ -3,6 +3,7 @@ overrides, nested merging, and one-line messages. `trainable.config.tree` re-exp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,16 @@ from typing import Any
 import yaml
 
 from trainable.errors import ConfigError, clip
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, option: str = "--time-budget") -> float:
+    """`90`, `90s`, `10m`, `1.5h` -> seconds; a one-line error naming `option` otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{option} {text!r} is not a duration; write e.g. 600, 600s, 10m or 1.5h")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:

@@ -9,17 +9,19 @@ import torch
 from torch import nn
 
 from trainable.config import LookaheadConfig
+from trainable.training.horizon import Horizon
 
 
 class Lookahead:
     """Call `after_step()` after every optimizer step. Every `every_steps` steps the EMA moves
     towards the net (`ema = decay * ema + (1 - decay) * net`) and the net is set to it; after
-    the last of `total_steps` the net is set to the EMA once more. The decay ramps up as
-    `decay ** every_steps * (step / total_steps) ** ramp_power`: early on the EMA is the net
-    itself. Floating-point state (weights and BatchNorm running statistics) takes part."""
+    the last of the `horizon`'s steps the net is set to the EMA once more. The decay
+    ramps up as `decay ** every_steps * progress ** ramp_power`, progress being
+    `step / total_steps` unless a deadline re-planned the run (`Horizon`): early on the EMA is
+    the net itself. Floating-point state (weights and BatchNorm running statistics) takes part."""
 
-    def __init__(self, net: nn.Module, cfg: LookaheadConfig, total_steps: int) -> None:
-        self.cfg, self.total_steps, self.steps = cfg, total_steps, 0
+    def __init__(self, net: nn.Module, cfg: LookaheadConfig, horizon: Horizon) -> None:
+        self.cfg, self.horizon, self.steps = cfg, horizon, 0
         # state_dict() tensors share storage with the net's: in-place copies reach the net,
         # and load_state_dict (resume, best checkpoint) copies into the same storage.
         state = net.state_dict()
@@ -28,7 +30,7 @@ class Lookahead:
         self.ema = [t.detach().clone() for t in self.live]
 
     def decay_at(self, step: int) -> float:
-        ramp = (step / self.total_steps) ** self.cfg.ramp_power
+        ramp = self.horizon.progress(step) ** self.cfg.ramp_power
         return self.cfg.decay**self.cfg.every_steps * ramp
 
     @torch.no_grad()
@@ -37,7 +39,7 @@ class Lookahead:
         if self.steps % self.cfg.every_steps == 0:
             torch._foreach_lerp_(self.ema, self.live, 1 - self.decay_at(self.steps))
             torch._foreach_copy_(self.live, self.ema)
-        if self.steps == self.total_steps:
+        if self.steps == self.horizon.total:
             torch._foreach_copy_(self.live, self.ema)
 
     def state_dict(self) -> dict[str, Any]:

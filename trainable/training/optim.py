@@ -16,6 +16,7 @@ from torch import nn
 
 from trainable.config import SGDConfig, TrainConfig, TriangularConfig
 from trainable.errors import ConfigError
+from trainable.training.horizon import Horizon
 
 
 def sgd_hyperparameters(sgd: SGDConfig, batch_size: int) -> tuple[float, float]:
@@ -96,13 +97,17 @@ def build_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimize
     )
 
 
-def triangular(total_steps: int, cfg: TriangularConfig) -> Callable[[int], float]:
+def triangular(
+    total_steps: int, cfg: TriangularConfig, horizon: Horizon | None = None
+) -> Callable[[int], float]:
     """The lr multiple at each step: `start_factor` up to 1 over the first `peak_fraction`
-    of the steps, then linearly down to `end_factor` at the last."""
+    of the steps, then linearly down to `end_factor` at the last. With a `horizon` the step
+    is first mapped onto the planned `total_steps` (a deadline may have re-planned them)."""
     warm = int(total_steps * cfg.peak_fraction)
     cool = max(total_steps - warm, 1)
 
-    def factor(step: int) -> float:
+    def factor(real_step: int) -> float:
+        step = horizon.virtual(real_step) if horizon is not None else real_step
         if step < warm:
             frac = step / warm
             return cfg.start_factor * (1 - frac) + frac
@@ -113,11 +118,16 @@ def triangular(total_steps: int, cfg: TriangularConfig) -> Callable[[int], float
 
 
 def build_schedule(
-    opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+    opt: torch.optim.Optimizer,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    horizon: Horizon | None = None,
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The config's schedule; the triangular one follows `horizon`'s re-plans (a closure:
+    LambdaLR saves no function in its state, the checkpoint saves the horizon)."""
     s = config.schedule
     if s.name == "triangular":
-        factor = triangular(config.epochs * steps_per_epoch, s.triangular)
+        factor = triangular(config.epochs * steps_per_epoch, s.triangular, horizon)
         return torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return torch.optim.lr_scheduler.OneCycleLR(
         opt,
@@ -132,6 +142,12 @@ def build_schedule(
         # of its decoupled learning rate, so it stays fixed.
         cycle_momentum=config.optimizer.name == "adamw",
     )
+
+
+def replannable(config: TrainConfig) -> bool:
+    """Whether a deadline can re-plan this config's epochs mid-run (`horizon.py`): OneCycleLR
+    fixes its steps when built."""
+    return config.schedule.name == "triangular"
 
 
 def check_schedule(config: TrainConfig, steps_per_epoch: int) -> None:

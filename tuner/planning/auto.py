@@ -4,7 +4,6 @@ spec. Every step prints what it found, so the user sees why the spec is what it 
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,18 +24,6 @@ from tuner.planning.plan import (
     make_plan,
 )
 from tuner.planning.width import choose_width
-
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `10m`, `1.5h` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(
-            f"--time-budget {text!r} is not a duration; write e.g. 600, 600s, 10m or 1.5h"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,10 @@ class RetrainPlan(Record):
     epoch_s: float | None = None  # one epoch of the final training, measured by its probe
     derived_epoch_s: float | None = None  # the same from the trials' speed, for comparison
     trial_images_per_s: float | None = None
-
+    # When the final training should end (time.time()): it re-plans its epochs to this as it
+    # goes (trainable.training.horizon). An uninterrupted run's; a resumed run ignores it.
+    ends_at: float | None = None
+    max_epochs: int | None = None  # the budget's cap on the re-planned epochs
 
 class SeedDone(Record):
     status: str

@@ -36,6 +36,7 @@ from trainable.config import TrainConfig, read_yaml
 from trainable.data.datasets import load_splits
 from trainable.errors import Interrupted, StorageError, UserError, storage_error
 from trainable.files import atomic, storage
+from trainable.training.horizon import Deadline
 from tuner import compat
 from tuner.integrations.cluster import (
     RayOptions,
@@ -277,9 +278,14 @@ def _run_stages(
     if not manifest.done("plan_retrain"):
         plan = plan_final_training(spec, results, started, best_params, retrain_data)
         manifest.mark_done("plan_retrain", plan)
-    epochs = manifest.record("plan_retrain", RetrainPlan).epochs
-    best_config = spec.retrain_config(best_params, epochs)
-    outcomes = _retrain_stage(spec, results, manifest, best_config, retrain_data)
+    plan = manifest.record("plan_retrain", RetrainPlan)
+    best_config = spec.retrain_config(best_params, plan.epochs)
+    # The plan's deadline holds in the process that made it: a resumed run's clock had a gap,
+    # and its seeds finish the epochs they last planned.
+    deadline = None
+    if started is not None and plan.ends_at is not None:
+        deadline = Deadline(plan.ends_at, plan.max_epochs or Deadline.max_epochs)
+    outcomes = _retrain_stage(spec, results, manifest, best_config, retrain_data, deadline)
     tracker.log_seeds(outcomes)
     if not manifest.done("export"):
         from tuner.stages.retrain import export
@@ -340,6 +346,7 @@ def _retrain_stage(
     manifest: Manifest,
     best_config: TrainConfig,
     data: RetrainData,
+    deadline: Deadline | None,
 ) -> list[dict[str, Any]]:
     from tuner.stages.retrain import retrain_seeds, seed_configs
 
@@ -360,6 +367,7 @@ def _retrain_stage(
             *data.resources(),
             record,
             spec.checkpoint_interval_s,
+            deadline,
         )
         # Summed over the processes that retrained (a resumed run adds its part).
         earlier = float(manifest.read().get("retrain_wall_s", 0.0))

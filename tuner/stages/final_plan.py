@@ -2,7 +2,9 @@
 
 In an uninterrupted run with a `budget`, the epochs are what the budget leaves when the search
 is done, at one epoch's time measured by a short probe of the final training
-(`tuner.stages.probe`); otherwise `retrain.epochs`. Imports the spec, the records and the
+(`tuner.stages.probe`), and the final training gets the moment it must end by: it re-plans
+its epochs to it as it goes, at its own measured pace (`trainable.training.horizon`);
+otherwise `retrain.epochs`. Imports the spec, the records and the
 cluster's data sharing; never the stages that call it.
 """
 
@@ -68,14 +70,20 @@ def plan_final_training(
         print("the probe could not train this config's epochs: the trials' speed decides")
     elapsed = time.monotonic() - started
     epochs = budget.epochs(elapsed + probe.get("first_epochs_extra_s", 0.0), epoch_s=epoch_s)
+    left_s = budget.total_s - elapsed - budget.after_retrain_s - budget.reserve_s
     print(
         f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
         f"budget leaves ({epoch_s:.2f} s an epoch measured, {derived:.2f} s from the trials' "
-        f"speed; {planned} planned)",
+        f"speed; {planned} planned); it re-plans them as it goes, to end in {left_s:.0f} s",
         flush=True,
     )
     return RetrainPlan(
-        epochs=epochs, epoch_s=epoch_s, derived_epoch_s=derived, trial_images_per_s=measured
+        epochs=epochs,
+        epoch_s=epoch_s,
+        derived_epoch_s=derived,
+        trial_images_per_s=measured,
+        ends_at=time.time() + left_s,
+        max_epochs=budget.max_epochs,
     )
 
 

@@ -33,9 +33,10 @@ from trainable.files.checkpoint import SavePolicy
 from trainable.files.run_dir import RunDir
 from trainable.training.engine import TrainResult, train
 from trainable.training.evaluation import evaluate
+from trainable.training.horizon import Deadline
 from trainable.training.metrics import write_metrics
 from trainable.training.optim import scale_lr
-from trainable.vocab import REASON, Objective, Status
+from trainable.vocab import EPOCHS_TOTAL, REASON, Objective, Status
 from tuner.integrations.cluster import user_errors_from_ray
 from tuner.results import bucket
 from tuner.results.layout import ResultsDir
@@ -56,10 +57,12 @@ def _retrain_one(
     data: Splits,
     gpu_fraction: float,
     save_every_s: float = DEFAULT_SAVE_EVERY_S,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
     """One seed, idempotent: a finished run returns its outcome, a killed one resumes (from
     its last checkpoint, written every `save_every_s` and at its end). With a bucket, the run
-    folder is this node's working copy, published when the seed is done."""
+    folder is this node's working copy, published when the seed is done. A `deadline`
+    re-plans its epochs as it trains (`trainable.training.horizon`)."""
     config = build_config(config_dict)
     if results.remote is not None:  # this node's own working copy of the same results
         results = bucket.results_at(results.remote)
@@ -72,7 +75,7 @@ def _retrain_one(
         data = data.without_validation()
     cap_gpu_memory(gpu_fraction)
     result, lr_scale, diverged = _train_until_stable(
-        config, out, data, SavePolicy(interval_s=save_every_s)
+        config, out, data, SavePolicy(interval_s=save_every_s), deadline=deadline
     )
     outcome: dict[str, Any] = {
         "seed": config.seed,
@@ -81,8 +84,10 @@ def _retrain_one(
         "out_dir": str(out),
         "lr_scale": lr_scale,
         "diverged_at_lr_scale": diverged,
+        "epochs": result.epochs_planned,  # a deadline's last plan, else the config's
+        "epochs_planned": config.epochs,
     }
-    config = scale_lr(config, lr_scale)
+    config = scale_lr(config, lr_scale).model_copy(update={"epochs": result.epochs_planned})
     if result.best_checkpoint.exists():
         state = checkpoint.load(result.best_checkpoint)
         test = evaluate(
@@ -100,6 +105,7 @@ def _train_until_stable(
     data: Splits,
     save_policy: SavePolicy,
     scales: tuple[float, ...] = (1.0, *RETRY_LR_SCALES),
+    deadline: Deadline | None = None,
 ) -> tuple[TrainResult, float, list[float]]:
     """Train; a run whose loss diverges is trained again from scratch at a lower learning
     rate (a winner found on a subset can be too aggressive for more data), at most
@@ -117,6 +123,7 @@ def _train_until_stable(
             data=data,
             resume_from=last if last.is_file() else None,
             save_policy=save_policy,
+            deadline=deadline,
         )
         if result.status != Status.DIVERGED or scale == scales[-1]:
             return result, scale, diverged
@@ -143,11 +150,12 @@ class _Progress:
 
     def __call__(self, m: dict[str, float], _checkpoint: Any = None) -> None:
         epoch, now = int(m["epoch"]), time.monotonic()
-        if epoch not in (1, self.config.epochs) and now - self.last < self.every_s:
+        total = int(m.get(EPOCHS_TOTAL, self.config.epochs))  # a deadline re-plans it
+        if epoch not in (1, total) and now - self.last < self.every_s:
             return
         self.last = now
         print(
-            f"retraining seed {self.config.seed}: epoch {epoch}/{self.config.epochs}  "
+            f"retraining seed {self.config.seed}: epoch {epoch}/{total}  "
             f"train loss {m['train_loss']:.4f}  {m['epoch_s']:.1f} s  "
             f"{m['images_per_s']:.0f} img/s",
             flush=True,
@@ -166,10 +174,13 @@ def retrain_seeds(
     gpu: float,
     on_done: Callable[[dict[str, Any]], None],
     save_every_s: float = DEFAULT_SAVE_EVERY_S,
+    deadline: Deadline | None = None,
 ) -> list[dict[str, Any]]:
     """Run every seed on Ray; `on_done(outcome)` as each one finishes (to record it)."""
     task = ray.remote(_retrain_one).options(num_cpus=cpus, num_gpus=gpu)
-    pending = [task.remote(c.to_dict(), results, data_ref, gpu, save_every_s) for c in configs]
+    pending = [
+        task.remote(c.to_dict(), results, data_ref, gpu, save_every_s, deadline) for c in configs
+    ]
     outcomes = []
     with user_errors_from_ray():
         while pending:
@@ -192,6 +203,10 @@ def export(
             f"are kept in {results.where}: lower the lr range or set retrain.epochs"
         )
     chosen = _exported(ok)
+    # The epochs the exported seed trained: a deadline may have re-planned the planned ones.
+    best_config = best_config.model_copy(
+        update={"epochs": int(chosen.get("epochs", best_config.epochs))}
+    )
     summary = _test_summary(ok, outcomes, chosen, best_config.epochs)
     summary["refit"] = best_config.dataset.val_fraction == 0
     # This machine's copy of the run (the outcome's out_dir may name another node's).

@@ -12,6 +12,7 @@ from trainable.errors import ConfigError
 from trainable.model import layers
 from trainable.model.layers import Whitening, filters_from_covariance, patch_covariance
 from trainable.model.network import build_network, init_from_data, set_whiten_bias_trainable
+from trainable.training.horizon import Horizon
 from trainable.training.lookahead import Lookahead
 
 
@@ -135,7 +136,7 @@ def test_batchnorm_options_reach_every_bn_layer() -> None:
 def test_lookahead_pulls_the_weights_towards_their_ema() -> None:
     net = nn.Linear(2, 1, bias=False)
     cfg = LookaheadConfig(enabled=True, every_steps=2, decay=0.9, ramp_power=1.0)
-    la = Lookahead(net, cfg, total_steps=5)
+    la = Lookahead(net, cfg, Horizon(5))
     start = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(1.0)  # an optimizer step
@@ -165,11 +166,11 @@ def test_lookahead_pulls_the_weights_towards_their_ema() -> None:
 
 def test_lookahead_state_round_trips() -> None:
     net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    la = Lookahead(net, LookaheadConfig(enabled=True, every_steps=1), total_steps=10)
+    la = Lookahead(net, LookaheadConfig(enabled=True, every_steps=1), Horizon(10))
     with torch.no_grad():
         net[0].weight.add_(1.0)
     la.after_step()
-    other = Lookahead(net, LookaheadConfig(enabled=True, every_steps=1), total_steps=10)
+    other = Lookahead(net, LookaheadConfig(enabled=True, every_steps=1), Horizon(10))
     other.load_state_dict(la.state_dict())
     assert other.steps == 1 and all(
         torch.equal(a, b) for a, b in zip(la.ema, other.ema, strict=True)

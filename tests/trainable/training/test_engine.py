@@ -135,11 +135,11 @@ def test_without_validation_best_is_written_with_last_and_nothing_kept_between(
     """A refit (no validation split): every epoch is the best, so best/ and last/ are written
     together when the policy says, from the same state, and no copy is made in between (a
     refit of 1,329 short epochs copied its whole state every epoch)."""
-    from trainable.training import engine
+    from trainable.training import state
 
     copies: list[object] = []
-    real_deepcopy = engine.copy.deepcopy
-    monkeypatch.setattr(engine.copy, "deepcopy", lambda x: copies.append(x) or real_deepcopy(x))
+    real_deepcopy = state.copy.deepcopy
+    monkeypatch.setattr(state.copy, "deepcopy", lambda x: copies.append(x) or real_deepcopy(x))
     cfg = tiny_config(epochs=3, dataset={"val_fraction": 0.0})
     saved: list[Path | None] = []
     policy = SavePolicy(interval_s=1e9)

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import run_cli
 from tests.trainable.data.test_inspect import flat_tree
-from tuner.planning.auto import parse_duration
+from trainable.config.reading import parse_duration
 from tuner.spec import load_spec, validate_spec
 
 
@@ -94,11 +94,16 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     saved = yaml.safe_load((results / "search_space.yaml").read_text())
     test = json.loads((results / "best" / "test_summary.json").read_text())
     # The final training got the epochs the budget left once the search was done, on every
-    # training image; the test split was read once.
+    # training image; the test split was read once. It re-planned them to the budget's end
+    # as it went: the exported config names the epochs it trained.
     planned = manifest["stages"]["plan_retrain"]["epochs"]
-    assert test["epochs"] == planned and test["refit"]
-    assert 1 <= planned <= saved["budget"]["max_epochs"] == 10_000
+    trained = test["epochs"]
+    assert test["refit"] and 1 <= planned <= saved["budget"]["max_epochs"] == 10_000
+    assert 1 <= trained <= 10_000
+    assert yaml.safe_load((results / "best_config.yaml").read_text())["epochs"] == trained
     assert f"final training: {planned} epochs in the" in done.stdout
+    assert "it re-plans them as it goes, to end in" in done.stdout
+    assert manifest["stages"]["plan_retrain"]["ends_at"] > 0
     # The epoch time was measured by a short probe of the final training on this data (the
     # estimate from the trials' own speed is kept beside it).
     plan = manifest["stages"]["plan_retrain"]

@@ -85,3 +85,28 @@ def test_a_seed_writes_its_checkpoint_every_interval_not_every_epoch(
     written.clear()
     _retrain_one(config.to_dict(), ResultsDir(tmp_path / "b"), data, 0.0, 0.0)
     assert sorted(written) == ["best"] * 3 + ["last"] * 3
+
+
+def test_a_seed_with_a_deadline_exports_the_epochs_it_trained(
+    recipe_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    """A budgeted run's final training re-plans its epochs (here from 4 to the deadline's cap
+    of 6): the outcome names both, and the exported config and test summary the trained ones,
+    so `trainable train --config best_config.yaml` trains what was measured."""
+    import time
+
+    import yaml
+
+    from trainable.training.horizon import Deadline
+    from tuner.stages.retrain import export
+
+    config = recipe_config(epochs=4, dataset={"val_fraction": 0.0})
+    results = ResultsDir(tmp_path)
+    deadline = Deadline(end_at=time.time() + 10**6, max_epochs=6)
+    outcome = _retrain_one(
+        config.to_dict(), results, load_splits(config.dataset), 0.0, 3600.0, deadline
+    )
+    assert outcome["epochs"] == 6 and outcome["epochs_planned"] == 4
+    summary = export(config, [outcome], results)
+    assert summary["epochs"] == 6
+    assert yaml.safe_load(results.best_config().read_text())["epochs"] == 6
