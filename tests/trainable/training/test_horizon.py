@@ -83,6 +83,13 @@ def test_replanning_follows_the_pace_and_keeps_to_its_limits() -> None:
     # to the nearest epoch: 5.4 left -> 5, 5.6 -> 6
     assert replanned_epochs(4, 8, [60 / 5.4] * 2, now, in_60s) == 9
     assert replanned_epochs(4, 8, [60 / 5.6] * 2, now, in_60s) == 10
+    # a long plan moves only when it misses by more than 1% of the time left: 1,000 epochs
+    # of 0.06 s fit; 1,008 left in the plan stay, 1,012 move to 1,000
+    short = [0.06, 0.06]
+    assert replanned_epochs(4, 4 + 1008, short, now, in_60s) == 4 + 1008
+    assert replanned_epochs(4, 4 + 992, short, now, in_60s) == 4 + 992
+    assert replanned_epochs(4, 4 + 1012, short, now, in_60s) == 4 + 1000
+    assert replanned_epochs(4, 4 + 988, short, now, in_60s) == 4 + 1000
     # not before two epochs were timed, not after the plan's last epoch
     assert replanned_epochs(4, 8, [10.0], now, in_60s) == 8
     assert replanned_epochs(8, 8, [10.0, 10.0], now, in_60s) == 8
