@@ -107,7 +107,13 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     # The epoch time was measured by a short probe of the final training on this data (the
     # estimate from the trials' own speed is kept beside it).
     plan = manifest["stages"]["plan_retrain"]
-    assert plan["epoch_s"] > 0 and plan["derived_epoch_s"] > 0 and plan["trial_images_per_s"] > 0
+    assert plan["epoch_s"] > 0 and plan["derived_epoch_s"] > 0
+    # Trials' speed comes from their epochs after the first; on a slow machine the plan gives
+    # 60-s trials one epoch, and the estimate is then the planner's own measurement.
+    if plan["trial_images_per_s"] is None:
+        assert plan["derived_epoch_s"] == saved["budget"]["retrain_epoch_s"]
+    else:
+        assert plan["trial_images_per_s"] > 0
     assert "measuring the final training's speed here (2-8 short epochs)" in done.stdout
     assert f"({plan['epoch_s']:.2f} s an epoch measured" in done.stdout
     assert "wall time" in done.stdout.strip().splitlines()[-1]
