@@ -120,18 +120,26 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     assert "for a budget of 60 s" in done.stdout
     tables = manifest["stages"]["tables"]
     versus = tables["versus_base"]
-    assert versus["metric"] == "val_acc" and "base config" in done.stdout
-    # The winner replaced the default only with a gain above the split's noise (one standard
-    # error of a difference of two accuracies on its validation images); else the default's
-    # own values were retrained. Either way, the config retrained is the one the record names.
-    # (a base at 100% leaves nothing to gain by chance, nor at all: its margin is 0)
-    assert versus["min_gain"] > 0 or versus["base_value"] == 1.0
-    kept = (
-        versus["base_trial_id"] != versus["best_trial_id"] and versus["gain"] > versus["min_gain"]
-    )
-    assert tables["retrained"] == ("winner" if kept else "base")
     spec = validate_spec(saved)
     base_point, _ = spec.base_point()
+    kept = False
+    if versus is None:
+        # On a slow machine (CI on session 19's VM) no trial reported its first epoch within
+        # the search's seconds: a budgeted run then trains the base config, and says so.
+        assert "the final training uses the base config" in done.stdout
+    else:
+        assert versus["metric"] == "val_acc" and "base config" in done.stdout
+        # The winner replaced the default only with a gain above the split's noise (one
+        # standard error of a difference of two accuracies on its validation images); else
+        # the default's own values were retrained. Either way, the config retrained is the
+        # one the record names. (a base at 100% leaves nothing to gain by chance, nor at
+        # all: its margin is 0)
+        assert versus["min_gain"] > 0 or versus["base_value"] == 1.0
+        kept = (
+            versus["base_trial_id"] != versus["best_trial_id"]
+            and versus["gain"] > versus["min_gain"]
+        )
+    assert tables["retrained"] == ("winner" if kept else "base")
     want = tables["search_best_params"] if kept else base_point
     assert tables["best_params"] == want
     retrained = "best config" if kept else "base config (the search found nothing better)"
