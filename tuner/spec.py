@@ -243,6 +243,11 @@ class BudgetSpec(StrictModel):
             return self.retrain_images / (trial_images_per_s * self.speedup)
         return self.retrain_epoch_s
 
+    def left_s(self, elapsed_s: float) -> float:
+        """The final training's seconds once `elapsed_s` are spent: the rest of `total_s`
+        less the test evaluation and export and the reserve (may be negative)."""
+        return self.total_s - elapsed_s - self.after_retrain_s - self.reserve_s
+
     def epochs(
         self,
         elapsed_s: float,
@@ -252,7 +257,7 @@ class BudgetSpec(StrictModel):
         """The final training's epochs in what is left; `epoch_s` when measured, else derived.
         The nearest whole number, not the floor: flooring left up to an epoch unused on top
         of the reserve (35 s, 6%, of a 10-minute CIFAR-10 run)."""
-        left = self.total_s - elapsed_s - self.after_retrain_s - self.reserve_s
+        left = self.left_s(elapsed_s)
         per = epoch_s if epoch_s else self.epoch_s(trial_images_per_s)
         return max(1, min(self.max_epochs, math.floor(left / per + 0.5)))
 

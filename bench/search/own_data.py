@@ -104,8 +104,7 @@ def default_arm(
     config_file = work / "default.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     # Held to the budget as the run's final training is: it re-plans its epochs as it goes.
-    left_s = spec.budget.total_s - (time.monotonic() - t0)
-    left_s -= spec.budget.after_retrain_s + spec.budget.reserve_s
+    left_s = spec.budget.left_s(time.monotonic() - t0)
     cmd = [sys.executable, "-m", "trainable", "train", "--config", str(config_file)]
     cmd += ["--out", str(work / "default"), "--test", "--time-budget", f"{max(1.0, left_s):.1f}"]
     done, wall = _timed(cmd, timeout=budget_s * 3 + 300)

@@ -70,7 +70,7 @@ def plan_final_training(
         print("the probe could not train this config's epochs: the trials' speed decides")
     elapsed = time.monotonic() - started
     epochs = budget.epochs(elapsed + probe.get("first_epochs_extra_s", 0.0), epoch_s=epoch_s)
-    left_s = budget.total_s - elapsed - budget.after_retrain_s - budget.reserve_s
+    left_s = budget.left_s(elapsed)
     print(
         f"final training: {epochs} epochs in the {max(0.0, budget.total_s - elapsed):.0f} s the "
         f"budget leaves ({epoch_s:.2f} s an epoch measured, {derived:.2f} s from the trials' "
