@@ -52,6 +52,21 @@ def run_cli(
     )
 
 
+class Interrupted(Exception):
+    """What `stop_at` raises: the run is killed as its report of that epoch returns."""
+
+
+def stop_at(epoch: int) -> Callable[[dict[str, float], Path | None], None]:
+    """A `train()` report that kills the run at `epoch` (run it under
+    `pytest.raises(Interrupted)`, then resume from the run's `last/`)."""
+
+    def report(metrics: dict[str, float], _dir: Path | None) -> None:
+        if metrics["epoch"] == epoch:
+            raise Interrupted
+
+    return report
+
+
 @pytest.fixture
 def tiny_config() -> Callable[..., TrainConfig]:
     """`tiny_config(epochs=2, optimizer={"lr": 0.01})`: TINY with nested overrides."""

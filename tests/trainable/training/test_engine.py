@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import Interrupted, stop_at
 from trainable.config import TrainConfig
 from trainable.errors import ConfigError, DeviceError, UserError
 from trainable.files.checkpoint import SavePolicy
@@ -75,15 +76,8 @@ def test_resume_equals_uninterrupted_run(tiny_config: TinyConfig, tmp_path: Path
     cfg = tiny_config(epochs=4, deterministic=True, model={"dropout": 0.3}, seed=5)
     full = train(cfg, tmp_path / "full", report=lambda *_: None)
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_two(metrics: dict[str, float], _dir: Path | None) -> None:
-        if metrics["epoch"] == 2:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "cut", report=stop_after_two)
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "cut", report=stop_at(2))
     resumed = train(
         cfg, tmp_path / "cut", report=lambda *_: None, resume_from=tmp_path / "cut" / "last"
     )
@@ -112,15 +106,8 @@ def test_save_policy_writes_at_its_epochs_and_the_end_and_resume_loses_only_the_
     best = torch.load(tmp_path / "full" / "best" / "checkpoint.pt", weights_only=True)
     assert best["epoch"] == full.best_epoch and best["metrics"][full.monitor] == full.best_metric
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_three(metrics: dict[str, float], _dir: Path | None) -> None:
-        if metrics["epoch"] == 3:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "cut", report=stop_after_three, save_policy=policy)
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "cut", report=stop_at(3), save_policy=policy)
     last = tmp_path / "cut" / "last"
     assert torch.load(last / "checkpoint.pt", weights_only=True)["epoch"] == 2  # epoch 3 is lost
     resumed = train(
@@ -169,16 +156,9 @@ def test_a_checkpoint_from_before_the_recipe_keys_resumes(
 ) -> None:
     from trainable.files import checkpoint
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_one(metrics: dict[str, float], _dir: Path) -> None:
-        if metrics["epoch"] == 1:
-            raise Interrupt
-
     cfg = tiny_config(epochs=3)
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "a", report=stop_after_one)
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "a", report=stop_at(1))
     path = tmp_path / "a" / "last" / "checkpoint.pt"
     state = checkpoint.load(path)
     old = state["config"]  # as a trainer without the recipe options wrote it
@@ -357,15 +337,8 @@ def test_the_airbench_recipe_learns_and_resumes_exactly(
     # The last step hands the net the EMA: the saved weights are the EMA's.
     assert all(torch.equal(state["model"][k], v) for k, v in state["lookahead"]["ema"].items())
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_one(metrics: dict[str, float], _dir: Path) -> None:
-        if metrics["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "cut", report=stop_after_one)
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "cut", report=stop_at(1))
     resumed = train(
         cfg, tmp_path / "cut", report=lambda *_: None, resume_from=tmp_path / "cut" / "last"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import Interrupted, stop_at
 from trainable.config import TrainConfig, TriangularConfig
 from trainable.training.engine import train
 from trainable.training.horizon import (
@@ -145,15 +146,8 @@ def test_a_replanned_run_killed_midway_resumes_to_its_last_plan(
     survive a kill): the run finishes the epochs it last planned, schedule included."""
     cfg = recipe_config(epochs=4, deterministic=True)
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_at_five(metrics: dict[str, float], _dir: Path | None) -> None:
-        if metrics["epoch"] == 5:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path, report=stop_at_five, deadline=Deadline(FAR.end_at, max_epochs=7))
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path, report=stop_at(5), deadline=Deadline(FAR.end_at, max_epochs=7))
     resumed = train(cfg, tmp_path, report=lambda *_: None, resume_from=tmp_path / "last")
     assert resumed.epochs_planned == 7 and [h["epoch"] for h in resumed.history][-1] == 7
     plain = train(recipe_config(epochs=7), tmp_path / "plain", report=lambda *_: None)
