@@ -50,11 +50,13 @@ def search_arm(folder: Path, budget_s: float, work: Path, name: str) -> dict[str
     results = work / name
     manifest = json.loads((results / "manifest.json").read_text())
     test = json.loads((results / "best" / "test_summary.json").read_text())
+    metrics = json.loads((results / "best" / "test_metrics" / "metrics.json").read_text())
     return {
         "ok": True,
         "wall_s": wall,
         "test_accuracy": test["test_accuracy_mean"],
         "test_balanced_accuracy": test.get("test_balanced_accuracy_mean"),
+        "test_images": metrics["num_images"],  # what a gain's standard error is taken on
         "epochs": test["epochs"],
         "trials": manifest["trials"],
         "search_wall_s": manifest["search_wall_s"],
