@@ -31,6 +31,7 @@ from typing import Any
 
 from trainable.data.inspect import FolderSummary
 from tuner.planning.machine import Machine
+from tuner.results.comparison import effective_images, noise_margin
 
 RESERVE = 0.05  # of the budget, held back for what the estimates miss
 # Once the final training's epoch is timed (tuner.stages.probe), what is left to miss is that
@@ -348,6 +349,7 @@ def make_plan(
             f"classes of very different sizes ({data.imbalance:.1f}:1): the search maximises "
             "balanced accuracy (the mean per-class accuracy), not plain accuracy"
         )
+    notes.append(resolution_note(data, val, metric))
     return Plan(
         metric=metric,
         name=name or name_for(data.root),
@@ -369,6 +371,24 @@ def make_plan(
         speedup=speed.retrain_images_per_s / speed.trial_images_per_s,
         fixed_s=fixed_s,
         notes=tuple(notes),
+    )
+
+
+def resolution_note(data: FolderSummary, val_images: int, metric: str) -> str:
+    """What the search can tell apart: a searched config replaces the base config only when
+    it leads by more than one standard error of a difference on the validation split
+    (`tuner.results.comparison.noise_margin`), which the user should know before spending a
+    budget on a search that a small split cannot resolve (few50: 10 points on 50 images)."""
+    n_all = data.num_train
+    per_class = [max(1, round(val_images * c / n_all)) for c in data.train_counts]
+    labels = [label for label, n in enumerate(per_class) for _ in range(n)]
+    eff = effective_images(labels, metric)
+    at = {p: 100 * noise_margin(metric, p, eff) for p in (0.5, 0.9)}
+    what = "balanced accuracy" if metric == "val_balanced_acc" else "accuracy"
+    return (
+        f"the search replaces the base config only with one ahead of it by more than the "
+        f"{val_images:,} validation images can tell apart: {at[0.5]:.1f} points of {what} at "
+        f"50%, {at[0.9]:.1f} at 90%; smaller gains stay unseen and the base config is trained"
     )
 
 

@@ -157,3 +157,16 @@ def test_speeds_are_measured_at_the_batch_a_small_folder_trains_at() -> None:
     assert calibration_batch(50_000) == CALIBRATION_BATCH  # CIFAR-10: unchanged
     assert calibration_batch(1_438) == 64  # scikit-learn's digits: the plan's batch
     assert calibration_batch(500) == 32
+
+
+def test_the_plan_says_what_its_validation_split_can_tell_apart() -> None:
+    """One standard error of a difference of two accuracies on the search's validation split,
+    at 50% and 90%: a user sees before the run that a small folder's search is coarse."""
+    (note,) = (n for n in make_plan(folder(), LAPTOP, 600, SPEED).notes if "tell apart" in n)
+    assert "500 validation images" in note and "3.2 points of accuracy at 50%, 1.9 at 90%" in note
+    few = make_plan(folder(classes=10, per_class=50, test=100), LAPTOP, 300, SPEED)
+    assert any("50 validation images can tell apart: 10.0 points" in n for n in few.notes)
+    # 10:1 classes: the 280 images count as 125 for balanced accuracy (200, 60 and 20 a class)
+    skewed = replace(folder(classes=3), train_counts=(2000, 600, 200), test_counts=(300,) * 3)
+    (note,) = (n for n in make_plan(skewed, LAPTOP, 300, SPEED).notes if "tell apart" in n)
+    assert "280 validation images" in note and "6.3 points of balanced accuracy at 50%" in note
