@@ -89,10 +89,15 @@ def _digits(out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.support.variants", description=__doc__)
-    p.add_argument("names", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    # Checked here, not by `choices`: Python 3.11's argparse checks an empty or default list
+    # against the choices as one value and refused the bare command ("invalid choice: []").
+    p.add_argument("names", nargs="*", help=f"of {', '.join(VARIANTS)}; default: every one")
     p.add_argument("--data-root", type=Path, default=Path("../shared/datasets/cifar10-jpeg"))
     args = p.parse_args(argv)
-    for name in args.names:
+    unknown = [n for n in args.names if n not in VARIANTS]
+    if unknown:
+        p.error(f"no variant {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    for name in args.names or VARIANTS:
         print(make(name, args.data_root))
     return 0
 
