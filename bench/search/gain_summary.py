@@ -6,7 +6,8 @@ base config trained alone for the same whole budget) it sets the gain in test ac
 against one standard error of a difference of two accuracies on that folder's test split,
 and shows what the search could see on its validation split (`versus_base`: the winner's
 lead over the base config's own trial, and the margin it had to clear). Per folder: the
-median gain; over every pair: the mean gain and its standard error, and the signs.
+median gain; over every pair: the mean gain and its standard error, the signs, and the sign
+test's two-sided p (ties dropped).
 
     python -m bench.search.gain_summary bench/results/own_data_s19_*.json [...] \
         [--budget 600] [--json PATH]
@@ -26,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from scipy.stats import binomtest
 
 from bench.support.env import environment, write_json
 
@@ -122,8 +125,13 @@ def table(pairs: list[Pair]) -> tuple[list[str], dict[str, Any]]:
         "level": sum(p.gain == 0 for p in pairs),
         "behind": sum(p.gain < 0 for p in pairs),
     }
+    # The sign test (ties dropped): are the signs more one-sided than coin flips? It asks less
+    # of the data than the mean does, which the few large gains on small test splits move.
+    decided = signs["ahead"] + signs["behind"]
+    sign_p = binomtest(signs["ahead"], decided, 0.5).pvalue if decided else 1.0
     overall = {
         "pairs": len(pairs),
+        "sign_test_p": float(sign_p),
         "mean_gain": mean,
         "mean_gain_se": mean_se,
         "largest_abs_z": max(abs(p.z) for p in pairs),
@@ -131,8 +139,8 @@ def table(pairs: list[Pair]) -> tuple[list[str], dict[str, Any]]:
     }
     lines.append(
         f"\nevery pair: {len(pairs)} pairs, mean gain {_pts(mean)} ± {100 * mean_se:.2f} points "
-        f"(1 SE), {signs['ahead']} ahead / {signs['level']} level / {signs['behind']} behind, "
-        f"the largest |gain| {overall['largest_abs_z']:.2f} SE"
+        f"(1 SE), {signs['ahead']} ahead / {signs['level']} level / {signs['behind']} behind "
+        f"(sign test p = {sign_p:.3f}), the largest |gain| {overall['largest_abs_z']:.2f} SE"
     )
     return lines, {"folders": folders, "overall": overall}
 

@@ -68,6 +68,7 @@ def test_gains_are_set_against_each_folders_test_split(
     assert overall["mean_gain"] == pytest.approx((-0.10 + 0.05 + 0.0) / 3)
     assert overall["mean_gain_se"] == pytest.approx(math.sqrt(sum(p["se"] ** 2 for p in pairs)) / 3)
     assert overall["signs"] == {"ahead": 1, "level": 1, "behind": 1}
+    assert overall["sign_test_p"] == pytest.approx(1.0)  # one each way: no side
     table = capsys.readouterr().out
     assert "| split | 100 | 2 | -10.00, +0.00 | -5.00 |" in table
     assert "+2.00 / +5.00, - / -" in table and "base, -" in table
@@ -91,3 +92,14 @@ def test_a_recorded_test_split_size_needs_no_folder(tmp_path: Path) -> None:
     (pair,) = json.loads(out.read_text())["pairs"]
     assert pair["test_images"] == 500
     assert pair["se"] == pytest.approx(math.sqrt((0.25 + 0.24) / 500))
+
+
+def test_one_sided_signs_give_the_binomial_sign_test(tmp_path: Path) -> None:
+    """8 of 9 decided pairs behind, one level: two-sided p = 2 * (1 + 9) / 2**9."""
+    gains = [-0.01] * 8 + [0.02, 0.0]
+    runs = [_pair(tmp_path / "gone", 0.5 + g, 0.5, test_images=1000) for g in gains]
+    out = tmp_path / "s.json"
+    assert main([str(_file(tmp_path / "r.json", 600, runs)), "--json", str(out)]) == 0
+    overall = json.loads(out.read_text())["overall"]
+    assert overall["signs"] == {"ahead": 1, "level": 1, "behind": 8}
+    assert overall["sign_test_p"] == pytest.approx(2 * 10 / 2**9)
