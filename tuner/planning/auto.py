@@ -15,14 +15,9 @@ import yaml
 from trainable.data.inspect import FolderSummary, inspect_folder
 from trainable.errors import ConfigError
 from tuner.planning.machine import Machine, detect
-from tuner.planning.plan import (
-    Plan,
-    Speed,
-    architecture,
-    base_config,
-    calibration_batch,
-    make_plan,
-)
+from tuner.planning.plan import Plan, Speed, make_plan
+from tuner.planning.recipe import architecture, base_config
+from tuner.planning.search_size import calibration_batch
 from tuner.planning.width import choose_width
 
 

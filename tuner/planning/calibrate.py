@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from trainable.config import build_config, deep_merge
-from tuner.planning.plan import CALIBRATION_BATCH, Architecture, Speed
+from tuner.planning.plan import Speed
+from tuner.planning.recipe import Architecture
+from tuner.planning.search_size import CALIBRATION_BATCH
 
 CALIBRATION_STEPS = 6  # batches an epoch
 CALIBRATION_EPOCHS = 3

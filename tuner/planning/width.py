@@ -22,12 +22,8 @@ from dataclasses import dataclass
 
 from trainable.data.inspect import FolderSummary
 from tuner.planning.machine import Machine
-from tuner.planning.plan import (
-    CPU_WIDTHS,
-    SMALL_SEARCH_SHARE,
-    fixed_costs,
-    recipe_epochs,
-)
+from tuner.planning.plan import SMALL_SEARCH_SHARE, fixed_costs
+from tuner.planning.recipe import CPU_WIDTHS, recipe_epochs
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 from trainable.training import engine
 from tuner.planning.calibrate import CALIBRATION_STEPS, images_per_s
-from tuner.planning.plan import Architecture, base_config
+from tuner.planning.recipe import Architecture, base_config
 
 
 def test_calibration_trains_at_the_given_batch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,17 +9,9 @@ import pytest
 
 from trainable.data.inspect import FolderSummary
 from tuner.planning.machine import Machine
-from tuner.planning.plan import (
-    CPU_IMAGE_SIZE_CAP,
-    MAX_RETRAIN_STEPS,
-    RESERVE,
-    SHORT_HORIZON,
-    Speed,
-    architecture,
-    batch_for,
-    make_plan,
-    name_for,
-)
+from tuner.planning.plan import MAX_RETRAIN_STEPS, RESERVE, Speed, make_plan, name_for
+from tuner.planning.recipe import CPU_IMAGE_SIZE_CAP, architecture
+from tuner.planning.search_size import SHORT_HORIZON, batch_for
 from tuner.spec import validate_spec
 
 LAPTOP = Machine(cpus=2, memory_gib=24)
@@ -152,7 +144,7 @@ def test_a_disturbed_whole_machine_measurement_is_bounded() -> None:
 
 
 def test_speeds_are_measured_at_the_batch_a_small_folder_trains_at() -> None:
-    from tuner.planning.plan import CALIBRATION_BATCH, calibration_batch
+    from tuner.planning.search_size import CALIBRATION_BATCH, calibration_batch
 
     assert calibration_batch(50_000) == CALIBRATION_BATCH  # CIFAR-10: unchanged
     assert calibration_batch(1_438) == 64  # scikit-learn's digits: the plan's batch

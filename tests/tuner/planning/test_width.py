@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.tuner.planning.test_plan import LAPTOP, folder
-from tuner.planning.plan import CPU_WIDTHS, Speed, make_plan, recipe_epochs
+from tuner.planning.plan import Speed, make_plan
+from tuner.planning.recipe import CPU_WIDTHS, recipe_epochs
 from tuner.planning.width import choose_width, recipe_fits
 
 # Whole-machine images/s by width, as measured on a 2-core AMD EPYC (bf16): the cost grows
