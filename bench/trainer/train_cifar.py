@@ -65,6 +65,7 @@ def main() -> None:
         "best_val_acc": result["best_metric"],
         "test_accuracy": result.get("test_accuracy"),
         "val_acc_by_epoch": [round(h["val_acc"], 4) for h in history],
+        "epoch_s": [round(h["epoch_s"], 3) for h in history],
         "config_yaml": config,
     }
     path = write_json("train_cifar", payload, args.json)
