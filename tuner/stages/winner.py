@@ -91,7 +91,13 @@ def compare_with_base(
     spec: SearchSpec, rows: Any, summary: Any, val_images: int
 ) -> tuple[BaseComparison | None, dict[str, Any] | None]:
     """The winner against the base config's own trial (printed, and kept in the manifest),
-    and the base's values when they, not the winner's, are to be retrained."""
+    and the base's values when they, not the winner's, are to be retrained.
+
+    With no comparison (the base trial reported nothing at an epoch the winner reached: on a
+    slow machine the search's seconds ended first), a run with a whole-run budget trains the
+    base config: a winner the search never measured against the default has not beaten it,
+    and that run promises a model no worse than the default. A hand-written search keeps its
+    winner."""
     from tuner.results.tables import base_comparison
 
     point, _ = spec.base_point()
@@ -100,7 +106,15 @@ def compare_with_base(
         return None, None
     found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
     if found is None:
-        return None, None
+        if spec.budget is None:
+            return None, None
+        print(
+            f"the base config's trial reported no {objective.metric} at an epoch the search's "
+            "best reached: nothing to compare the winner with, so the final training uses the "
+            "base config",
+            flush=True,
+        )
+        return None, point
     print(found.line(), flush=True)
     keep_base = found.base_trial_id == found.best_trial_id or not found.winner_kept
     return found, point if keep_base else None

@@ -125,7 +125,8 @@ def test_run_from_a_folder_and_a_budget_ends_with_a_model(pets: Path, tmp_path: 
     kept = False
     if versus is None:
         # On a slow machine (CI on session 19's VM) no trial reported its first epoch within
-        # the search's seconds: a budgeted run then trains the base config, and says so.
+        # the search's seconds, or (session 21's) the base trial did not while another did:
+        # a budgeted run then trains the base config, and says so.
         assert "the final training uses the base config" in done.stdout
     else:
         assert versus["metric"] == "val_acc" and "base config" in done.stdout
