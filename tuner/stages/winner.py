@@ -97,7 +97,7 @@ def compare_with_base(
     slow machine the search's seconds ended first), a run with a whole-run budget trains the
     base config: a winner the search never measured against the default has not beaten it,
     and that run promises a model no worse than the default. A hand-written search keeps its
-    winner."""
+    winner, and so does a search under constraints (the base config may not meet them)."""
     from tuner.results.tables import base_comparison
 
     point, _ = spec.base_point()
@@ -106,7 +106,7 @@ def compare_with_base(
         return None, None
     found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
     if found is None:
-        if spec.budget is None:
+        if spec.budget is None or spec.constraints:
             return None, None
         print(
             f"the base config's trial reported no {objective.metric} at an epoch the search's "

@@ -4,6 +4,7 @@ base config when the two cannot be compared in a budgeted run."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,8 +15,8 @@ from tuner.spec import SearchSpec, validate_spec
 from tuner.stages.winner import compare_with_base
 
 
-def _budgeted() -> SearchSpec:
-    return validate_spec(make_plan(folder(), LAPTOP, 600.0, SPEED).spec())
+def _budgeted(**extra: Any) -> SearchSpec:
+    return validate_spec(make_plan(folder(), LAPTOP, 600.0, SPEED).spec() | extra)
 
 
 def _tables(spec: SearchSpec, base_best: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,11 +48,14 @@ def test_a_budgeted_run_trains_the_base_config_when_its_trial_reported_nothing(
     assert "nothing to compare the winner with, so the final training uses the base config" in (
         capsys.readouterr().out
     )
-    # A hand-written search (no whole-run budget) keeps its winner, as before.
+    # A hand-written search (no whole-run budget) keeps its winner, as before; so does one
+    # under constraints, which the base config may not meet (an unmet base is not compared).
     assert compare_with_base(spec.model_copy(update={"budget": None}), rows, summary, 500) == (
         None,
         None,
     )
+    limited = _budgeted(constraints={"params_m": {"max": 1.0}})
+    assert compare_with_base(limited, rows, summary, 500) == (None, None)
 
 
 def test_a_measured_base_is_compared_and_a_clear_winner_replaces_it() -> None:
