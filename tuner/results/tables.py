@@ -27,7 +27,16 @@ import pandas as pd
 from ray.tune import Result, ResultGrid
 
 from trainable.files import atomic
-from trainable.vocab import ACCURACY_METRICS, DIVERGED, EPOCH, FINAL, REASON, TRIAL_ID, Objective, Status
+from trainable.vocab import (
+    ACCURACY_METRICS,
+    DIVERGED,
+    EPOCH,
+    FINAL,
+    REASON,
+    TRIAL_ID,
+    Objective,
+    Status,
+)
 from trainable.model.cost import COST_KEYS
 from tuner.results.comparison import BaseComparison, required_gain, same_value
 from tuner.results.constraints import Limits, mark_feasible
@@ -125,7 +134,11 @@ def trial_summary(
         }
         # The measured costs (with `constraints`): the same every epoch, the last one kept.
         record.update(
-            {k: float(group[k].dropna().iloc[-1]) for k in COST_KEYS if k in group and group[k].notna().any()}
+            {
+                k: float(group[k].dropna().iloc[-1])
+                for k in COST_KEYS
+                if k in group and group[k].notna().any()
+            }
         )
         record.update({f"config.{k}": v for k, v in (result.config or {}).items()})
         records.append(record)
@@ -158,6 +171,26 @@ def write_tables(
     return rows, summary
 
 
+def _base_mask(summary: pd.DataFrame, point: dict[str, Any]) -> pd.Series | None:
+    """Which trials ran the base config's values; None when a searched key has no column."""
+    is_base = pd.Series(True, index=summary.index)
+    for key, value in point.items():
+        column = summary.get(f"config.{key}")
+        if column is None:
+            return None
+        is_base &= column.map(lambda v, want=value: same_value(v, want))
+    return is_base
+
+
+def base_unmeasured(summary: pd.DataFrame, point: dict[str, Any]) -> bool:
+    """Whether the base config's trial ran and the time ended it before it reported an
+    epoch (`no_result`): not measured, which is not the same as failing (diverged, errored)."""
+    is_base = _base_mask(summary, point) if not summary.empty else None
+    if is_base is None or not is_base.any():
+        return False
+    return bool((summary.loc[is_base, "status"] == str(Status.NO_RESULT)).all())
+
+
 def base_comparison(
     rows: pd.DataFrame,
     summary: pd.DataFrame,
@@ -170,12 +203,9 @@ def base_comparison(
     base trial's last epoch. `min_gain` None: `noise_margin` on `val_images` images."""
     if summary.empty or rows.empty:
         return None
-    is_base = pd.Series(True, index=summary.index)
-    for key, value in point.items():
-        column = summary.get(f"config.{key}")
-        if column is None:
-            return None
-        is_base &= column.map(lambda v, want=value: same_value(v, want))
+    is_base = _base_mask(summary, point)
+    if is_base is None:
+        return None
     metric = objective.metric
     base = summary[is_base & summary[f"best_{metric}"].notna()]
     scored = summary.dropna(subset=[f"best_{metric}"])

@@ -93,12 +93,13 @@ def compare_with_base(
     """The winner against the base config's own trial (printed, and kept in the manifest),
     and the base's values when they, not the winner's, are to be retrained.
 
-    With no comparison (the base trial reported nothing at an epoch the winner reached: on a
-    slow machine the search's seconds ended first), a run with a whole-run budget trains the
-    base config: a winner the search never measured against the default has not beaten it,
-    and that run promises a model no worse than the default. A hand-written search keeps its
-    winner, and so does a search under constraints (the base config may not meet them)."""
-    from tuner.results.tables import base_comparison
+    With no comparison because the base trial never reported (on a slow machine the search's
+    seconds ended first: `no_result`), a run with a whole-run budget trains the base config: a
+    winner the search never measured against the default has not beaten it, and that run
+    promises a model no worse than the default. A base trial that failed (diverged, errored)
+    is beaten; a hand-written search keeps its winner, and so does a search under constraints
+    (the base config may not meet them)."""
+    from tuner.results.tables import base_comparison, base_unmeasured
 
     point, _ = spec.base_point()
     objective = spec.scheduler.objective
@@ -106,12 +107,11 @@ def compare_with_base(
         return None, None
     found = base_comparison(rows, summary, point, objective, spec.retrain.min_gain, val_images)
     if found is None:
-        if spec.budget is None or spec.constraints:
+        if spec.budget is None or spec.constraints or not base_unmeasured(summary, point):
             return None, None
         print(
-            f"the base config's trial reported no {objective.metric} at an epoch the search's "
-            "best reached: nothing to compare the winner with, so the final training uses the "
-            "base config",
+            "the base config's trial ended before it reported an epoch: nothing to compare the "
+            "winner with, so the final training uses the base config",
             flush=True,
         )
         return None, point

@@ -79,5 +79,7 @@ def test_a_search_that_stops_paying_ends_early_and_finishes(
     # Two trials run at a time: base + 2 ended, and at most a few in flight when it stopped.
     assert 3 <= len(summary) < 12
     assert "ending the search (searcher.patience)" in capsys.readouterr().out
-    # Nothing beat the base by 1.0 either: its own values were retrained.
-    assert outcome.retrained == "base"
+    # Nothing beat the base by 1.0 either: its own values were retrained. (Once, in session
+    # 21's CI, the winner was: the tables' record says why, should it happen again.)
+    tables = manifest["stages"]["tables"]
+    assert outcome.retrained == "base", (tables, summary.to_dict("records"))

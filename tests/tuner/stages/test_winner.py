@@ -19,16 +19,19 @@ def _budgeted(**extra: Any) -> SearchSpec:
     return validate_spec(make_plan(folder(), LAPTOP, 600.0, SPEED).spec() | extra)
 
 
-def _tables(spec: SearchSpec, base_best: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two trials: the base config's (best `base_best`, NaN when it reported nothing) and
-    another that reached 0.70 at epoch 2."""
+def _tables(
+    spec: SearchSpec, base_best: float, base_status: str = "completed"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two trials: the base config's (best `base_best`, NaN when it reported nothing, and
+    `base_status`) and another that reached 0.70 at epoch 2."""
     point, _ = spec.base_point()
     assert point is not None
     other = point | {"optimizer.sgd.lr_per_1024": 23.0}
     summary = pd.DataFrame(
         [
-            {"trial_id": "w", "best_val_acc": 0.70} | {f"config.{k}": v for k, v in other.items()},
-            {"trial_id": "b", "best_val_acc": base_best}
+            {"trial_id": "w", "best_val_acc": 0.70, "status": "completed"}
+            | {f"config.{k}": v for k, v in other.items()},
+            {"trial_id": "b", "best_val_acc": base_best, "status": base_status}
             | {f"config.{k}": v for k, v in point.items()},
         ]
     )
@@ -42,12 +45,16 @@ def test_a_budgeted_run_trains_the_base_config_when_its_trial_reported_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     spec = _budgeted()
-    rows, summary = _tables(spec, math.nan)
+    rows, summary = _tables(spec, math.nan, "no_result")  # the time ended it first
     found, keep = compare_with_base(spec, rows, summary, val_images=500)
     assert found is None and keep == spec.base_point()[0]
     assert "nothing to compare the winner with, so the final training uses the base config" in (
         capsys.readouterr().out
     )
+    # A base config that failed is beaten by a winner that trained: the winner is kept.
+    for failed in ("diverged", "errored"):
+        rows, summary_failed = _tables(spec, math.nan, failed)
+        assert compare_with_base(spec, rows, summary_failed, 500) == (None, None)
     # A hand-written search (no whole-run budget) keeps its winner, as before; so does one
     # under constraints, which the base config may not meet (an unmet base is not compared).
     assert compare_with_base(spec.model_copy(update={"budget": None}), rows, summary, 500) == (
