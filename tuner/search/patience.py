@@ -11,7 +11,7 @@ Trials count in the order they end, each with the best value it reported. A resu
 runs without patience: Tune restores the stopper it pickled at the start, and no public API
 replaces it.
 
-May import Ray Tune, `trainable.vocab` and `tuner.results.tables`.
+May import Ray Tune, `trainable.vocab`, `tuner.results` and `tuner.search.schedulers`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,19 @@ from ray.tune.stopper import Stopper
 
 from trainable.vocab import Objective
 from tuner.results.comparison import required_gain
+from tuner.search.schedulers import is_base_config
 
 
 class Patience(Stopper, Callback):
     """A Tune callback (it sees trials end) that is also the experiment's stopper."""
 
     def __init__(
-        self, objective: Objective, patience: int, min_gain: float | None, val_images: int
+        self,
+        objective: Objective,
+        patience: int,
+        min_gain: float | None,
+        val_images: int,
+        base_point: dict[str, Any] | None = None,
     ) -> None:
         self.objective, self.patience = objective, patience
         self.min_gain, self.val_images = min_gain, val_images
@@ -41,6 +47,9 @@ class Patience(Stopper, Callback):
         # The first trial started is the base config's (searcher.base_first), the reference:
         # the search never ends before it has (a fast search once ended first: nothing to
         # compare the winner with).
+        # Found by its values when they are known: with trials started two at a time, Tune
+        # once started another trial first, and the search ended before the base reported.
+        self.base_point = base_point
         self.first: str | None = None
         self.first_ended = False
 
@@ -57,7 +66,9 @@ class Patience(Stopper, Callback):
             self.trial_best[trial.trial_id] = max(seen, self.objective.sign * value)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self.first is None:
+        if self.first is None and (
+            self.base_point is None or is_base_config(self.base_point, trial.config or {})
+        ):
             self.first = trial.trial_id
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

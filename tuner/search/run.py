@@ -86,8 +86,9 @@ class SearchRun:
         self.patience: Patience | None = None
         if spec.searcher.patience is not None:
             objective = spec.scheduler.objective
+            base_point = spec.base_point()[0] if spec.searcher.base_first else None
             self.patience = Patience(
-                objective, spec.searcher.patience, spec.retrain.min_gain, val_images
+                objective, spec.searcher.patience, spec.retrain.min_gain, val_images, base_point
             )
         res = spec.resources
         if trainable is None:

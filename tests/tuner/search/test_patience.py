@@ -83,3 +83,24 @@ def test_a_search_that_stops_paying_ends_early_and_finishes(
     # 21's CI, the winner was: the tables' record says why, should it happen again.)
     tables = manifest["stages"]["tables"]
     assert outcome.retrained == "base", (tables, summary.to_dict("records"))
+
+
+def test_the_reference_is_the_base_configs_trial_even_when_another_starts_first() -> None:
+    """Tune may start trials out of the searcher's order: the base config's trial, known by its
+    values, must end before patience can end the search (session 21's CI: it had not)."""
+    p = Patience(
+        Objective.of("val_acc"),
+        patience=1,
+        min_gain=0.0,
+        val_images=0,
+        base_point={"optimizer.lr": 0.003},
+    )
+    for trial_id, lr in (("other", 0.01), ("base", 0.003)):
+        p.on_trial_start(
+            0, [], SimpleNamespace(trial_id=trial_id, config={"optimizer": {"lr": lr}})
+        )
+    _end(p, "other", 0.5)
+    _end(p, "late", 0.4)  # stale, but the reference has not ended
+    assert p.first == "base" and not p.stop_all()
+    _end(p, "base", 0.45)
+    assert p.stop_all()
