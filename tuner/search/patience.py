@@ -44,11 +44,11 @@ class Patience(Stopper, Callback):
         self.stale = 0  # trials ended since the best last rose by more than the margin
         self.trial_best: dict[str, float] = {}
         self.exhausted = False
-        # The first trial started is the base config's (searcher.base_first), the reference:
-        # the search never ends before it has (a fast search once ended first: nothing to
-        # compare the winner with).
-        # Found by its values when they are known: with trials started two at a time, Tune
-        # once started another trial first, and the search ended before the base reported.
+        # The reference, `first`: the base config's trial, found by its values as ASHA finds
+        # it (`is_base_config`), else the first trial started. The search never ends before
+        # it has (a fast search once ended first: nothing to compare the winner with), and it
+        # is not simply the first started: Tune, starting two at a time, once started another
+        # first and the search ended before the base reported (session 21's CI).
         self.base_point = base_point
         self.first: str | None = None
         self.first_ended = False
